@@ -1,0 +1,13 @@
+//! Recheck keeps a fleet's vulnerability verdicts current.
+//!
+//! The library is layered one way (see README "Architecture"): `model` is
+//! the shared vocabulary, `versions` gives each ecosystem its version order
+//! and evaluates OSV ranges, `formats` turns documents into the model, and
+//! `scan` is the straightforward reference matcher that the incremental
+//! engine is tested and benchmarked against.
+
+pub mod formats;
+pub mod model;
+pub mod samples;
+pub mod scan;
+pub mod versions;

@@ -1,0 +1,41 @@
+//! The domain types every other layer speaks: advisories, components, VEX
+//! statements, findings. They are plain data (serde only) so that parsers,
+//! the reference matcher, the engine and the stores agree on one shape.
+
+mod advisory;
+mod finding;
+mod sbom;
+mod vex;
+
+pub use advisory::{
+    Advisory, AffectedPackage, AffectedRange, RangeEvent, RangeKind, Rating, Severity,
+    SeverityScore,
+};
+pub use finding::{Finding, FindingStatus, MatchReason};
+pub use sbom::{Artifact, Component, Sbom, SbomFormat};
+pub use vex::{VexProduct, VexStatement, VexStatus};
+
+use serde::{Deserialize, Serialize};
+
+/// Who a piece of data belongs to. Advisories are always global (one feed for
+/// everyone); SBOMs and artifacts belong to a tenant; VEX statements belong to
+/// a tenant or are global when they come from the feed (vendor VEX).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "scope", content = "tenant")]
+pub enum Scope {
+    Global,
+    Tenant(String),
+}
+
+impl Scope {
+    /// Whether data of this scope is visible to `tenant`.
+    pub fn visible_to(&self, tenant: &str) -> bool {
+        match self {
+            Scope::Global => true,
+            Scope::Tenant(t) => t == tenant,
+        }
+    }
+}
+
+/// The tenant used when a caller does not name one (CLI one-shots, the demo).
+pub const DEFAULT_TENANT: &str = "default";

@@ -1,0 +1,1 @@
+//! The straightforward reference matcher. SKELETON.
