@@ -7,9 +7,9 @@ use super::Scope;
 /// What an SBOM describes: a container image, a package, a build.
 ///
 /// `id` is the identity everything else keys on: the image/file digest
-/// (`sha256:<hex>`) when the SBOM states one, else `name@version`, else the
-/// SBOM's own serial number / document namespace. It never depends on file
-/// names or parse order.
+/// (`sha256:<hex>`) when the SBOM states one, else `name@version` (or `name`),
+/// else the SBOM's own serial number / document namespace. It never depends
+/// on file names or parse order.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Artifact {
     pub id: String,
@@ -17,6 +17,11 @@ pub struct Artifact {
     pub version: Option<String>,
     pub digest: Option<String>,
     pub purl: Option<String>,
+    /// Other identities of the same artifact that VEX documents may use: the
+    /// CycloneDX serial number as `urn:cdx:<uuid>/<version>` and bare
+    /// `urn:uuid:<uuid>`, the SPDX document namespace, the artifact purl.
+    /// Sorted, de-duplicated.
+    pub references: Vec<String>,
 }
 
 /// One package found inside an artifact.

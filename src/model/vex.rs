@@ -12,8 +12,9 @@ pub struct VexStatement {
     /// Other names the document gives for the same vulnerability.
     pub aliases: Vec<String>,
     pub product: VexProduct,
-    /// A subcomponent purl when the statement is scoped to one component of
-    /// the product (OpenVEX `subcomponents`).
+    /// When the statement is scoped to one component of the product (OpenVEX
+    /// `subcomponents`, CSAF `default_component_of`, a CycloneDX bom-link
+    /// fragment): that component's purl, or its bom-ref / SPDXID.
     pub subcomponent: Option<String>,
     pub status: VexStatus,
     pub justification: Option<String>,
