@@ -45,6 +45,12 @@ impl Scheme {
     }
 }
 
+/// Stable ascending sort of the parseable versions; errors for the others.
+pub fn sort_versions(scheme: Scheme, lines: &[String]) -> (Vec<String>, Vec<VersionError>) {
+    let _ = (scheme, lines);
+    todo!()
+}
+
 /// Result of evaluating one version against one affected entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RangeMatch {
@@ -67,6 +73,11 @@ impl CompiledAffected {
 
     /// Whether the ecosystem has a known order (else only `versions[]` counts).
     pub fn is_ordered(&self) -> bool {
+        todo!()
+    }
+
+    /// Ranges that could not be evaluated (unparseable event versions).
+    pub fn unusable_ranges(&self) -> usize {
         todo!()
     }
 

@@ -1,0 +1,142 @@
+//! `recheck demo`: a one-shot tour on the bundled sample set. It loads the
+//! samples, matches them with the reference matcher and explains the result
+//! in words, then exits.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use recheck::model::{Finding, FindingStatus, MatchReason, Scope, DEFAULT_TENANT};
+use recheck::scan::scan;
+
+use super::inputs::{load, report_errors};
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Sample directory with `advisories/`, `sboms/` and `vex/` inside
+    /// (defaults to the set bundled with the repository).
+    #[arg(long, value_name = "DIR")]
+    pub samples: Option<PathBuf>,
+}
+
+fn reason_text(reason: &MatchReason) -> String {
+    match reason {
+        MatchReason::Range {
+            introduced, until, ..
+        } => match until {
+            Some(u) => format!("in range introduced {introduced}, {u}"),
+            None => format!("in range introduced {introduced}, no fix yet"),
+        },
+        MatchReason::Listed { .. } => "listed in the advisory's versions".to_string(),
+    }
+}
+
+fn finding_line(f: &Finding) -> String {
+    let alias = if f.vulnerability != f.advisory {
+        format!(" ({})", f.vulnerability)
+    } else {
+        String::new()
+    };
+    let severity = f.severity.map(|s| s.as_str()).unwrap_or("unrated");
+    let mut line = format!(
+        "{} {}{alias}: {}/{} {} [{severity}], {}",
+        match f.status {
+            FindingStatus::Affected => "AFFECTED  ",
+            FindingStatus::Suppressed => "SUPPRESSED",
+        },
+        f.advisory,
+        f.ecosystem,
+        f.package,
+        f.version,
+        reason_text(&f.reason)
+    );
+    if let Some(status) = f.vex_status {
+        line.push_str(&format!(
+            "\n               VEX {}{} from {}",
+            status.as_str(),
+            f.justification
+                .as_deref()
+                .map(|j| format!(" ({j})"))
+                .unwrap_or_default(),
+            f.vex_source.as_deref().unwrap_or("?")
+        ));
+    }
+    line
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let dir = args.samples.unwrap_or_else(recheck::samples::bundled_dir);
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "sample directory {} not found (pass --samples DIR)",
+            dir.display()
+        );
+    }
+    let loaded = load(
+        &[dir.join("advisories")],
+        &[dir.join("sboms")],
+        &[dir.join("vex")],
+        Scope::Tenant(DEFAULT_TENANT.to_string()),
+    );
+    report_errors(&loaded.errors, false)?;
+    let sboms: Vec<_> = loaded.sboms.iter().map(|(_, s)| s.clone()).collect();
+    let report = scan(&loaded.advisories, &sboms, &loaded.vex);
+    let st = &report.stats;
+
+    println!("Recheck demo: bundled samples in {}\n", dir.display());
+    println!("Loaded");
+    println!(
+        "  {} advisories ({} withdrawn), forming {} distinct vulnerabilities once aliases are merged",
+        st.advisories, st.withdrawn, st.vulnerabilities
+    );
+    println!("  {} SBOMs:", loaded.sboms.len());
+    for (name, sbom) in &loaded.sboms {
+        println!(
+            "    {} {} ({:?} {}, {} components) from {}",
+            sbom.artifact.name.as_deref().unwrap_or("?"),
+            sbom.artifact.version.as_deref().unwrap_or(""),
+            sbom.format,
+            sbom.spec_version,
+            sbom.components.len(),
+            name
+        );
+        println!("      artifact id {}", sbom.artifact.id);
+    }
+    println!(
+        "  {} VEX statements from {} document(s)",
+        st.vex_statements, loaded.vex_documents
+    );
+
+    println!(
+        "\nFindings: {} affected, {} suppressed by VEX ({} matchable components checked)",
+        st.affected, st.suppressed, st.matchable_components
+    );
+    let mut by_artifact: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
+    for f in &report.findings {
+        by_artifact.entry(&f.artifact).or_default().push(f);
+    }
+    for (name, sbom) in &loaded.sboms {
+        let findings = by_artifact
+            .get(sbom.artifact.id.as_str())
+            .cloned()
+            .unwrap_or_default();
+        println!(
+            "\n  {} {} ({name})",
+            sbom.artifact.name.as_deref().unwrap_or(&sbom.artifact.id),
+            sbom.artifact.version.as_deref().unwrap_or("")
+        );
+        if findings.is_empty() {
+            println!("    no findings");
+        }
+        for f in findings {
+            println!("    {}", finding_line(f));
+        }
+    }
+    println!(
+        "\nTry: recheck scan --advisories {0}/advisories --sbom {0}/sboms --vex {0}/vex --format table",
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,41 @@
+//! Command-line surface of Recheck. Each subcommand lives in its own module
+//! and only wires library pieces together.
+
+mod demo;
+mod inputs;
+mod scan;
+mod version_order;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Recheck keeps a fleet's vulnerability verdicts current: it matches OSV
+/// advisories against SBOM components, applies VEX statements, and reports
+/// which artifacts are affected.
+#[derive(Debug, Parser)]
+#[command(name = "recheck", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load the bundled sample advisories, SBOMs and VEX documents, match them
+    /// and print a readable summary (what was loaded, findings, suppressions).
+    Demo(demo::DemoArgs),
+    /// One-shot match of advisories against SBOMs (with optional VEX): prints
+    /// one finding per line (JSON, sorted) or a table.
+    Scan(scan::ScanArgs),
+    /// Sort versions read from stdin (one per line) in an ecosystem's order.
+    VersionOrder(version_order::VersionOrderArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Scan(args) => scan::run(args),
+        Command::VersionOrder(args) => version_order::run(args),
+    }
+}

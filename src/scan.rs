@@ -1,1 +1,0 @@
-//! The straightforward reference matcher. SKELETON.
