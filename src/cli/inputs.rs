@@ -49,12 +49,7 @@ impl InputArgs {
     }
 }
 
-pub fn load(
-    advisories: &[PathBuf],
-    sboms: &[PathBuf],
-    vex: &[PathBuf],
-    scope: Scope,
-) -> Loaded {
+pub fn load(advisories: &[PathBuf], sboms: &[PathBuf], vex: &[PathBuf], scope: Scope) -> Loaded {
     let adv: LoadReport<Advisory> = formats::load::load(advisories, formats::osv::parse_advisory);
     let sb = formats::load::load(sboms, |name, bytes| {
         formats::parse_sbom(name, bytes, scope.clone())
@@ -80,7 +75,10 @@ pub fn report_errors(errors: &[FormatError], strict: bool) -> anyhow::Result<()>
         eprintln!("skipped: {e}");
     }
     if strict && !errors.is_empty() {
-        anyhow::bail!("{} document(s) could not be loaded (--strict)", errors.len());
+        anyhow::bail!(
+            "{} document(s) could not be loaded (--strict)",
+            errors.len()
+        );
     }
     Ok(())
 }

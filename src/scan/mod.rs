@@ -136,7 +136,10 @@ pub fn scan(advisories: &[Advisory], sboms: &[Sbom], vex: &[VexStatement]) -> Sc
     // product key → statement positions.
     let mut by_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, st) in vex.iter().enumerate() {
-        by_key.entry(product::statement_key(st)).or_default().push(i);
+        by_key
+            .entry(product::statement_key(st))
+            .or_default()
+            .push(i);
     }
     let orders: Vec<(i64, u64)> = vex
         .iter()
@@ -173,9 +176,11 @@ pub fn scan(advisories: &[Advisory], sboms: &[Sbom], vex: &[VexStatement]) -> Sc
                 };
                 matched.insert(&adv.id);
                 let vulnerability = vulns.canonical(&adv.id).to_string();
-                let keys = keys
-                    .get_or_insert_with(|| product::component_keys(&sbom.artifact, tenant, component));
-                let statement = latest_applicable(&vulns, &vulnerability, keys, &by_key, vex, &orders);
+                let keys = keys.get_or_insert_with(|| {
+                    product::component_keys(&sbom.artifact, tenant, component)
+                });
+                let statement =
+                    latest_applicable(&vulns, &vulnerability, keys, &by_key, vex, &orders);
                 findings.insert(make_finding(
                     tenant,
                     &sbom.artifact,
