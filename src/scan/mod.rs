@@ -133,13 +133,11 @@ pub fn scan(advisories: &[Advisory], sboms: &[Sbom], vex: &[VexStatement]) -> Sc
         }
     }
 
-    // product key → statement positions.
-    let mut by_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    // product key → (statement position, subcomponent key).
+    let mut by_key: BTreeMap<String, Vec<(usize, Option<String>)>> = BTreeMap::new();
     for (i, st) in vex.iter().enumerate() {
-        by_key
-            .entry(product::statement_key(st))
-            .or_default()
-            .push(i);
+        let (product, sub) = product::statement_keys(st);
+        by_key.entry(product).or_default().push((i, sub));
     }
     let orders: Vec<(i64, u64)> = vex
         .iter()
@@ -150,6 +148,7 @@ pub fn scan(advisories: &[Advisory], sboms: &[Sbom], vex: &[VexStatement]) -> Sc
     let mut findings = BTreeSet::new();
     for sbom in sboms {
         let tenant = tenant_of(sbom);
+        let artifact_keys = product::artifact_keys(&sbom.artifact, tenant);
         let mut seen = BTreeSet::new();
         for component in &sbom.components {
             stats.components += 1;
@@ -176,11 +175,16 @@ pub fn scan(advisories: &[Advisory], sboms: &[Sbom], vex: &[VexStatement]) -> Sc
                 };
                 matched.insert(&adv.id);
                 let vulnerability = vulns.canonical(&adv.id).to_string();
-                let keys = keys.get_or_insert_with(|| {
-                    product::component_keys(&sbom.artifact, tenant, component)
-                });
-                let statement =
-                    latest_applicable(&vulns, &vulnerability, keys, &by_key, vex, &orders);
+                let keys = keys.get_or_insert_with(|| product::component_keys(component));
+                let statement = latest_applicable(
+                    &vulns,
+                    &vulnerability,
+                    &artifact_keys,
+                    keys,
+                    &by_key,
+                    vex,
+                    &orders,
+                );
                 findings.insert(make_finding(
                     tenant,
                     &sbom.artifact,
@@ -206,12 +210,13 @@ pub fn scan(advisories: &[Advisory], sboms: &[Sbom], vex: &[VexStatement]) -> Sc
 }
 
 /// The latest statement that names this vulnerability (by any of its names)
-/// and one of the component's product keys.
+/// and whose product keys are the artifact's / component's.
 fn latest_applicable<'a>(
     vulns: &VulnerabilityIndex,
     vulnerability: &str,
-    keys: &[String],
-    by_key: &BTreeMap<String, Vec<usize>>,
+    artifact_keys: &[String],
+    component_keys: &[String],
+    by_key: &BTreeMap<String, Vec<(usize, Option<String>)>>,
     vex: &'a [VexStatement],
     orders: &[(i64, u64)],
 ) -> Option<&'a VexStatement> {
@@ -221,10 +226,15 @@ fn latest_applicable<'a>(
             .chain(s.aliases.iter())
             .any(|n| names.is_some_and(|g| g.contains(n)) || n == vulnerability)
     };
-    keys.iter()
+    artifact_keys
+        .iter()
         .filter_map(|k| by_key.get(k))
         .flatten()
-        .copied()
+        .filter(|(_, sub)| {
+            sub.as_ref()
+                .is_none_or(|s| component_keys.binary_search(s).is_ok())
+        })
+        .map(|(i, _)| *i)
         .filter(|&i| vex.get(i).is_some_and(names_it))
         .max_by_key(|&i| orders.get(i).copied())
         .and_then(|i| vex.get(i))

@@ -1,31 +1,36 @@
 //! Which VEX statements speak about which component instance.
 //!
-//! Both sides are reduced to *product keys* (plain strings), and a statement
-//! applies to a component exactly when their keys intersect. Because matching
-//! is an equi-join on keys, the reference matcher and the incremental engine
-//! share this one definition and cannot drift apart.
+//! Both sides are reduced to plain string keys and a statement applies to a
+//! component instance exactly when its keys are found among the instance's.
+//! Matching is an equi-join, so the reference matcher and the incremental
+//! engine share this one definition and cannot drift apart; and the keys are
+//! split so that no key set grows with (artifacts × components):
 //!
-//! - A purl product matches components with the same type/namespace/name and,
-//!   if the statement's purl has a version, the same version. Qualifiers and
-//!   subpaths are ignored: VEX authors rarely repeat `arch=`/`distro=` the way
-//!   an SBOM tool writes them.
-//! - An artifact product (digest, image reference, SBOM serial number) matches
-//!   every component of that artifact, or with a subcomponent only the
-//!   component with that purl (as above) or bom-ref / SPDXID.
-//! - Scope is folded in: a tenant's statement only yields keys under its
-//!   tenant, a global (feed) statement under `g`.
+//! - a statement has a *product key* and optionally a *subcomponent key*;
+//! - an artifact has product keys: its scope tokens (`g` for feed statements,
+//!   `t:<tenant>` for its tenant's), and under each its id, digest, SBOM
+//!   serial number / document namespace and image purl;
+//! - a component has subcomponent keys: its purl with and without version, and
+//!   its bom-ref / SPDXID.
+//!
+//! The statement applies when its product key is one of the artifact's and its
+//! subcomponent key, if any, is one of the component's. A purl product (VEX on
+//! a package, wherever it is) is a statement on the scope token with the purl
+//! as subcomponent. Purls match on type/namespace/name and, when the
+//! statement's purl has one, version; qualifiers and subpaths are ignored, as
+//! VEX authors rarely repeat `arch=`/`distro=` the way an SBOM tool writes them.
 
 use crate::formats::purl::Purl;
 use crate::model::{Artifact, Component, Scope, VexProduct, VexStatement};
 
-fn scope_prefix(scope: &Scope) -> String {
+fn scope_token(scope: &Scope) -> String {
     match scope {
         Scope::Global => "g".to_string(),
         Scope::Tenant(t) => format!("t:{t}"),
     }
 }
 
-/// `purl:type/namespace/name` and, with a version, `…@version`.
+/// `purl:type/namespace/name@version` (when versioned) and `purl:type/namespace/name`.
 fn purl_identities(purl: &str) -> Vec<String> {
     match Purl::parse(purl) {
         Ok(p) => {
@@ -45,64 +50,67 @@ fn purl_identities(purl: &str) -> Vec<String> {
 }
 
 /// The most specific identity a statement's purl names.
-fn statement_purl_identity(purl: &str) -> String {
+fn purl_identity(purl: &str) -> String {
     purl_identities(purl)
         .into_iter()
         .next()
         .unwrap_or_else(|| format!("raw:{purl}"))
 }
 
-/// The one product key of a statement.
-pub fn statement_key(statement: &VexStatement) -> String {
-    let prefix = scope_prefix(&statement.scope);
-    let product = match &statement.product {
-        VexProduct::Purl(p) => statement_purl_identity(p),
-        VexProduct::Artifact(a) => format!("art:{a}"),
-    };
-    match &statement.subcomponent {
-        None => format!("{prefix}|{product}"),
-        Some(sub) if sub.starts_with("pkg:") => {
-            format!("{prefix}|{product}|{}", statement_purl_identity(sub))
-        }
-        Some(sub) => format!("{prefix}|{product}|ref:{sub}"),
+fn sub_key(sub: &str) -> String {
+    if sub.starts_with("pkg:") {
+        purl_identity(sub)
+    } else {
+        format!("ref:{sub}")
     }
 }
 
-/// Every product key a component instance answers to, sorted and unique.
-pub fn component_keys(artifact: &Artifact, tenant: &str, component: &Component) -> Vec<String> {
-    let own: Vec<String> = component
+/// A statement's `(product key, subcomponent key)`.
+pub fn statement_keys(statement: &VexStatement) -> (String, Option<String>) {
+    let scope = scope_token(&statement.scope);
+    match (&statement.product, &statement.subcomponent) {
+        (VexProduct::Purl(p), None) => (scope, Some(purl_identity(p))),
+        (VexProduct::Purl(p), Some(s)) => (format!("{scope}|{}", purl_identity(p)), Some(sub_key(s))),
+        (VexProduct::Artifact(a), s) => (format!("{scope}|art:{a}"), s.as_deref().map(sub_key)),
+    }
+}
+
+/// The product keys of an artifact owned by `tenant`, sorted and unique.
+pub fn artifact_keys(artifact: &Artifact, tenant: &str) -> Vec<String> {
+    let mut identities = vec![format!("art:{}", artifact.id)];
+    if let Some(d) = &artifact.digest {
+        identities.push(format!("art:{d}"));
+    }
+    for r in &artifact.references {
+        identities.push(format!("art:{r}"));
+        if r.starts_with("pkg:") {
+            identities.extend(purl_identities(r));
+        }
+    }
+    if let Some(p) = &artifact.purl {
+        identities.extend(purl_identities(p));
+    }
+    let mut keys = Vec::with_capacity(2 * identities.len() + 2);
+    for scope in ["g".to_string(), format!("t:{tenant}")] {
+        for id in &identities {
+            keys.push(format!("{scope}|{id}"));
+        }
+        keys.push(scope);
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The subcomponent keys of a component, sorted and unique.
+pub fn component_keys(component: &Component) -> Vec<String> {
+    let mut keys: Vec<String> = component
         .purl
         .as_deref()
         .map(purl_identities)
         .unwrap_or_default();
-    let mut subs = own.clone();
     if let Some(r) = &component.reference {
-        subs.push(format!("ref:{r}"));
-    }
-    let mut products: Vec<String> = vec![format!("art:{}", artifact.id)];
-    for r in &artifact.references {
-        products.push(format!("art:{r}"));
-        if r.starts_with("pkg:") {
-            products.extend(purl_identities(r));
-        }
-    }
-    if let Some(p) = &artifact.purl {
-        products.extend(purl_identities(p));
-    }
-    if let Some(d) = &artifact.digest {
-        products.push(format!("art:{d}"));
-    }
-    let mut keys = Vec::new();
-    for prefix in ["g".to_string(), format!("t:{tenant}")] {
-        for id in &own {
-            keys.push(format!("{prefix}|{id}"));
-        }
-        for p in &products {
-            keys.push(format!("{prefix}|{p}"));
-            for s in &subs {
-                keys.push(format!("{prefix}|{p}|{s}"));
-            }
-        }
+        keys.push(format!("ref:{r}"));
     }
     keys.sort();
     keys.dedup();

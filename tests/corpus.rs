@@ -1,0 +1,126 @@
+//! Every document of the shared real-data corpus parses. Counts per format are
+//! printed; any error in a valid document fails. CycloneDX schema-invalid
+//! fixtures (`invalid/` folders) must never panic and are either rejected with
+//! an error naming the field or accepted with a warning; each is listed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use recheck::formats::{self, Sniffed};
+use recheck::model::Scope;
+
+fn data_dir() -> Option<PathBuf> {
+    let dir = recheck::samples::shared_data_dir();
+    if dir.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "shared corpus not found under CI: set RECHECK_SHARED_DIR"
+        );
+        eprintln!("SKIP: shared corpus not found; set RECHECK_SHARED_DIR to run this test");
+    }
+    dir
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// Files that are not documents of ours: provenance notes, JSON schemas.
+fn skipped(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.starts_with("README")
+        || name.starts_with("SOURCE_FILES")
+        || path.extension().and_then(|e| e.to_str()) != Some("json")
+        || path.components().any(|c| c.as_os_str() == "schema")
+}
+
+#[test]
+fn every_corpus_document_parses() {
+    let Some(data) = data_dir() else { return };
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut failures = Vec::new();
+    let mut invalid_outcomes = Vec::new();
+    let mut files = Vec::new();
+    for top in ["osv", "sbom", "vex"] {
+        walk(&data.join(top), &mut files);
+    }
+    let mut statements = 0usize;
+    let mut components = 0usize;
+    for path in files.iter().filter(|p| !skipped(p)) {
+        let rel = path
+            .strip_prefix(&data)
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        let bytes = std::fs::read(path).expect("readable corpus file");
+        let expect_invalid = path.components().any(|c| c.as_os_str() == "invalid");
+        let in_vex = rel.starts_with("vex/");
+        let kind = formats::sniff(&rel, &bytes);
+        let result: Result<String, formats::FormatError> = match kind {
+            Ok(Sniffed::Osv) => formats::osv::parse_advisory(&rel, &bytes).map(|_| "OSV".into()),
+            Ok(Sniffed::CycloneDx) if in_vex => formats::parse_vex(&rel, &bytes, Scope::Global)
+                .map(|s| {
+                    statements += s.len();
+                    "CycloneDX VEX".into()
+                }),
+            Ok(Sniffed::OpenVex | Sniffed::Csaf) => formats::parse_vex(&rel, &bytes, Scope::Global)
+                .map(|s| {
+                    statements += s.len();
+                    if kind == Ok(Sniffed::Csaf) {
+                        "CSAF".into()
+                    } else {
+                        "OpenVEX".into()
+                    }
+                }),
+            Ok(Sniffed::CycloneDx | Sniffed::Spdx) => {
+                formats::parse_sbom(&rel, &bytes, Scope::Tenant("t".into())).map(|s| {
+                    components += s.components.len();
+                    format!("{:?} {}", s.format, s.spec_version)
+                })
+            }
+            Ok(Sniffed::Unknown) => Err(formats::FormatError::new(
+                &rel,
+                ".",
+                formats::ErrorKind::UnknownFormat,
+                "format not recognised",
+            )),
+            Err(e) => Err(e),
+        };
+        match (result, expect_invalid) {
+            (Ok(label), false) => *counts.entry(label).or_default() += 1,
+            (Ok(label), true) => invalid_outcomes.push(format!("accepted ({label}): {rel}")),
+            (Err(e), true) => invalid_outcomes.push(format!("rejected: {e}")),
+            (Err(e), false) => failures.push(e.to_string()),
+        }
+    }
+    println!("parsed documents per format:");
+    for (label, n) in &counts {
+        println!("  {label}: {n}");
+    }
+    println!("  ({components} SBOM components, {statements} VEX statements)");
+    println!("schema-invalid fixtures ({}):", invalid_outcomes.len());
+    for line in &invalid_outcomes {
+        println!("  {line}");
+    }
+    assert!(
+        counts.values().sum::<usize>() > 800,
+        "corpus looks incomplete: {counts:?}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} valid documents failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
