@@ -82,7 +82,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     report_errors(&loaded.errors, false)?;
     let sboms: Vec<_> = loaded.sboms.iter().map(|(_, s)| s.clone()).collect();
-    let report = scan(&loaded.advisories, &sboms, &loaded.vex);
+    let report = scan(&loaded.advisories, &sboms, &loaded.vex_statements());
     let st = &report.stats;
 
     println!("Recheck demo: bundled samples in {}\n", dir.display());
@@ -106,7 +106,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     println!(
         "  {} VEX statements from {} document(s)",
-        st.vex_statements, loaded.vex_documents
+        st.vex_statements,
+        loaded.vex_documents.len()
     );
 
     println!(

@@ -33,9 +33,19 @@ pub struct InputArgs {
 pub struct Loaded {
     pub advisories: Vec<Advisory>,
     pub sboms: Vec<(String, Sbom)>,
-    pub vex: Vec<VexStatement>,
-    pub vex_documents: usize,
+    /// VEX statements per document, documents sorted by name.
+    pub vex_documents: Vec<(String, Vec<VexStatement>)>,
     pub errors: Vec<FormatError>,
+}
+
+impl Loaded {
+    /// All VEX statements in input order (documents by name, then as written).
+    pub fn vex_statements(&self) -> Vec<VexStatement> {
+        self.vex_documents
+            .iter()
+            .flat_map(|(_, v)| v.iter().cloned())
+            .collect()
+    }
 }
 
 impl InputArgs {
@@ -63,8 +73,7 @@ pub fn load(advisories: &[PathBuf], sboms: &[PathBuf], vex: &[PathBuf], scope: S
     Loaded {
         advisories: adv.items.into_iter().map(|(_, a)| a).collect(),
         sboms: sb.items,
-        vex_documents: vx.items.len(),
-        vex: vx.items.into_iter().flat_map(|(_, v)| v).collect(),
+        vex_documents: vx.items,
         errors,
     }
 }

@@ -30,8 +30,9 @@ pub struct ScanArgs {
 pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let loaded = args.inputs.load();
     report_errors(&loaded.errors, args.inputs.strict)?;
+    let vex = loaded.vex_statements();
     let sboms: Vec<_> = loaded.sboms.into_iter().map(|(_, s)| s).collect();
-    let report = scan(&loaded.advisories, &sboms, &loaded.vex);
+    let report = scan(&loaded.advisories, &sboms, &vex);
     let out = BufWriter::new(io::stdout().lock());
     match args.format {
         Format::Json => render::write_json_lines(&report.findings, out),

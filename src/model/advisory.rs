@@ -60,7 +60,7 @@ pub enum RangeKind {
     Git,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct AffectedRange {
     pub kind: RangeKind,
     pub repo: Option<String>,

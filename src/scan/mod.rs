@@ -97,7 +97,6 @@ pub struct ScanReport {
 pub fn scan(advisories: &[Advisory], sboms: &[Sbom], vex: &[VexStatement]) -> ScanReport {
     let mut stats = ScanStats {
         advisories: advisories.len(),
-        artifacts: sboms.len(),
         vex_statements: vex.len(),
         ..ScanStats::default()
     };
@@ -145,8 +144,16 @@ pub fn scan(advisories: &[Advisory], sboms: &[Sbom], vex: &[VexStatement]) -> Sc
         .map(|(i, s)| statement_order(s, i as u64))
         .collect();
 
-    let mut findings = BTreeSet::new();
+    // A later SBOM of the same artifact replaces the earlier one, as it does
+    // in the input log.
+    let mut current: BTreeMap<(&str, &str), &Sbom> = BTreeMap::new();
     for sbom in sboms {
+        current.insert((tenant_of(sbom), sbom.artifact.id.as_str()), sbom);
+    }
+    stats.artifacts = current.len();
+
+    let mut findings = BTreeSet::new();
+    for sbom in current.into_values() {
         let tenant = tenant_of(sbom);
         let artifact_keys = product::artifact_keys(&sbom.artifact, tenant);
         let mut seen = BTreeSet::new();

@@ -1,0 +1,149 @@
+//! `recheck backfill`: load a whole fleet through the incremental engine as
+//! one window and print the findings exactly as `recheck scan` does, so the
+//! two can be diffed byte for byte.
+
+use std::io::{self, BufWriter, IsTerminal};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use recheck::engine::record::{InputRecord, LogEntry};
+use recheck::engine::{run_follower, Engine};
+use recheck::model::Finding;
+use recheck::scan::render;
+
+use super::engine_args::EngineArgs;
+use super::inputs::{report_errors, InputArgs};
+use super::scan::Format;
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Output format (the same as `recheck scan`'s).
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+}
+
+/// Progress on stderr: a bar on a terminal, a plain line every 10% otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    total: u64,
+    done: u64,
+    next_line: u64,
+}
+
+impl Progress {
+    fn new(total: u64) -> Progress {
+        let bar = io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} backfill [{bar:40}] {pos}/{len} records ({per_sec}, eta {eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        Progress {
+            bar,
+            total,
+            done: 0,
+            next_line: 0,
+        }
+    }
+
+    fn inc(&mut self) {
+        self.done += 1;
+        match &self.bar {
+            Some(bar) => bar.inc(1),
+            None if self.done >= self.next_line => {
+                eprintln!("backfill: {}/{} records", self.done, self.total);
+                self.next_line = self.done + (self.total / 10).max(1);
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
+    let config = args.engine.config();
+    if config.process_index != 0 {
+        run_follower(&config).context("running as a cluster follower")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let loaded = args.inputs.load();
+    report_errors(&loaded.errors, args.inputs.strict)?;
+    let tenant = args.inputs.tenant.clone();
+    let mut records: Vec<InputRecord> = Vec::new();
+    records.extend(
+        loaded
+            .advisories
+            .into_iter()
+            .map(|advisory| InputRecord::Advisory { advisory }),
+    );
+    records.extend(
+        loaded
+            .vex_documents
+            .into_iter()
+            .map(|(document, statements)| InputRecord::Vex {
+                scope: recheck::model::Scope::Tenant(tenant.clone()),
+                document,
+                statements,
+            }),
+    );
+    records.extend(loaded.sboms.into_iter().map(|(_, sbom)| InputRecord::Sbom {
+        tenant: recheck::scan::tenant_of(&sbom).to_string(),
+        sbom,
+    }));
+    records.push(InputRecord::WindowClosed { window: 1 });
+
+    let start = Instant::now();
+    let mut engine = Engine::start(&config).context("starting the engine")?;
+    let mut progress = Progress::new(records.len() as u64);
+    let mut findings: Vec<Finding> = Vec::new();
+    for (seq, record) in records.into_iter().enumerate() {
+        let entry = LogEntry {
+            seq: seq as u64,
+            record,
+        };
+        if let Some(closed) = engine.apply(&entry).context("applying a record")? {
+            for (f, diff) in closed.findings {
+                if diff > 0 {
+                    findings.push(f);
+                }
+            }
+        }
+        progress.inc();
+    }
+    progress.finish();
+    engine.shutdown();
+    findings.sort();
+    findings.dedup();
+    let out = BufWriter::new(io::stdout().lock());
+    match args.format {
+        Format::Json => render::write_json_lines(&findings, out),
+        Format::Table => render::write_table(&findings, out),
+    }
+    .context("writing findings to stdout")?;
+    eprintln!(
+        "backfill: {} findings in {:.2?} with {} worker(s) x {} process(es)",
+        findings.len(),
+        start.elapsed(),
+        config.workers,
+        config.processes
+    );
+    Ok(ExitCode::SUCCESS)
+}
