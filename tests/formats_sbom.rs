@@ -907,3 +907,56 @@ fn dispatch_sniffs_both_formats() {
     assert_eq!(b.artifact.name.as_deref(), Some("Julia"));
     assert_eq!(b.components.len(), 33);
 }
+
+/// Truncated and byte-flipped real documents: parsers return errors or
+/// results, never panic.
+#[test]
+fn mangled_documents_never_panic() {
+    let Some(data) = data_dir() else { return };
+    let docs = [
+        "sbom/cyclonedx/spec-tests/1.6/valid/valid-bom-1.6.json",
+        "sbom/cyclonedx/spec-tests/1.5/valid/valid-vulnerability-1.5.json",
+        "vex/cyclonedx/vex.json",
+        "vex/cyclonedx/Use-Cases/Case-10/vex.json",
+        "sbom/spdx/spdx-spec/SPDXJSONExample-v2.3.spdx.json",
+        "sbom/spdx/vexctl/examples_csaf_sbom.spdx.json",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    const ALPHABET: &[u8] = b"\"{}[],:0a%#@/\\\xff";
+    let mut outcomes = [0usize; 2];
+    for rel_path in docs {
+        let bytes = read(&data.join(rel_path));
+        let mut variants: Vec<Vec<u8>> = (0..bytes.len())
+            .step_by(13)
+            .map(|n| bytes[..n].to_vec())
+            .collect();
+        for _ in 0..300 {
+            let mut v = bytes.clone();
+            for _ in 0..3 {
+                let at = (next() as usize) % v.len();
+                v[at] = ALPHABET[(next() as usize) % ALPHABET.len()];
+            }
+            variants.push(v);
+        }
+        for v in &variants {
+            for ok in [
+                cyclonedx::parse_sbom("m", v, tenant()).is_ok(),
+                cyclonedx::parse_vex("m", v, tenant()).is_ok(),
+                spdx::parse_sbom("m", v, tenant()).is_ok(),
+            ] {
+                outcomes[usize::from(ok)] += 1;
+            }
+        }
+    }
+    println!(
+        "mangled documents: {} rejected, {} accepted",
+        outcomes[0], outcomes[1]
+    );
+    assert!(outcomes[0] > 0 && outcomes[1] > 0);
+}

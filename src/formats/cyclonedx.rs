@@ -797,3 +797,118 @@ fn decode_fragment(f: &str) -> Option<String> {
     }
     String::from_utf8(out).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_shapes() {
+        for ok in [
+            "2022-01-13T00:00:00Z",
+            "2020-04-13T20:20:39+00:00",
+            "2023-06-01T12:00:00.123456-05:30",
+            "2023-06-01t12:00:00z",
+        ] {
+            assert!(is_rfc3339(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "2020-04-13",
+            "2020-04-13T20:20:39",
+            "2020-04-13T20:20:39.Z",
+            "2020-04-13T20:20:39+0000",
+            "2020-04-13T20:20:39Zjunk",
+            "20200413T202039Z",
+            "2020-04-13T20:20:39+00:0é",
+        ] {
+            assert!(!is_rfc3339(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hashes_are_checked_by_algorithm_and_length() {
+        assert_eq!(
+            check_hash("md5", "3942447FAC867AE5CDB3229B658F4D48").as_deref(),
+            Ok("3942447fac867ae5cdb3229b658f4d48")
+        );
+        assert!(check_hash("sha-1", "3942447fac867ae5cdb3229b658f4d48").is_err());
+        assert!(check_hash("sha-256", "zz").is_err());
+        assert!(check_hash("blake3", "abcd").is_ok());
+        assert!(check_hash("blake3", "").is_err());
+        assert!(check_hash("crc32", "abcd").is_err());
+    }
+
+    #[test]
+    fn digest_prefers_the_hash_then_purl_then_version() {
+        let hex = "b".repeat(64);
+        let mut hashes = BTreeMap::new();
+        let purl = Purl::parse(&format!("pkg:oci/app@sha256:{}", "c".repeat(64))).ok();
+        assert_eq!(
+            artifact_digest(&hashes, purl.as_ref(), Some(&format!("sha256:{hex}"))),
+            Some(format!("sha256:{}", "c".repeat(64)))
+        );
+        assert_eq!(
+            artifact_digest(
+                &hashes,
+                None,
+                Some(&format!("SHA256:{}", hex.to_uppercase()))
+            ),
+            Some(format!("sha256:{hex}"))
+        );
+        assert_eq!(artifact_digest(&hashes, None, Some("1.0.0")), None);
+        assert_eq!(artifact_digest(&hashes, None, Some("sha256:")), None);
+        hashes.insert("sha-256".to_string(), "a".repeat(64));
+        assert_eq!(
+            artifact_digest(&hashes, purl.as_ref(), None),
+            Some(format!("sha256:{}", "a".repeat(64)))
+        );
+    }
+
+    #[test]
+    fn version_entry_status_refines_the_analysis() {
+        use VexStatus::*;
+        assert_eq!(
+            entry_status(Affected, Some("unaffected")),
+            Some(NotAffected)
+        );
+        assert_eq!(entry_status(Fixed, Some("unaffected")), Some(Fixed));
+        assert_eq!(entry_status(NotAffected, Some("affected")), Some(Affected));
+        assert_eq!(
+            entry_status(UnderInvestigation, Some("affected")),
+            Some(UnderInvestigation)
+        );
+        assert_eq!(
+            entry_status(NotAffected, Some("unknown")),
+            Some(UnderInvestigation)
+        );
+        assert_eq!(entry_status(Fixed, None), Some(Fixed));
+        assert_eq!(entry_status(Fixed, Some("maybe")), None);
+        assert_eq!(state_status("false_positive"), Some(NotAffected));
+        assert_eq!(state_status("resolved_with_pedigree"), Some(Fixed));
+        assert_eq!(state_status("exploitable"), Some(Affected));
+        assert_eq!(state_status("in_triage"), Some(UnderInvestigation));
+        assert_eq!(state_status("NOT_AFFECTED"), None);
+    }
+
+    #[test]
+    fn bom_link_fragments_are_percent_decoded() {
+        assert_eq!(
+            decode_fragment("pkg%3Anpm%2Fa%401.0").as_deref(),
+            Some("pkg:npm/a@1.0")
+        );
+        assert_eq!(decode_fragment("plain-ref").as_deref(), Some("plain-ref"));
+        assert_eq!(decode_fragment("bad%4"), None);
+        assert_eq!(decode_fragment("%ff"), None);
+    }
+
+    #[test]
+    fn serial_numbers_must_be_uuid_urns() {
+        assert!(is_uuid_urn("urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79"));
+        assert!(!is_uuid_urn("urn:uuid:3e671687-395b-41f5-a30f"));
+        assert!(!is_uuid_urn("3e671687-395b-41f5-a30f-a58921a69b79"));
+        assert!(!is_uuid_urn(
+            "urn:uuid:3e671687-395b-41f5-a30f-a58921a69bzz"
+        ));
+    }
+}

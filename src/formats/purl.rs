@@ -86,8 +86,15 @@ impl Purl {
         let namespace = match namespace_raw {
             Some(ns) => {
                 let mut segments = Vec::new();
-                for seg in ns.split('/').filter(|seg| !seg.is_empty()) {
-                    segments.push(percent_decode(seg).map_err(|r| err(&r))?);
+                for seg in ns.split('/') {
+                    let decoded = percent_decode(seg).map_err(|r| err(&r))?;
+                    // A decoded `/` (`%2F`) cannot stay inside one segment.
+                    segments.extend(
+                        decoded
+                            .split('/')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string),
+                    );
                 }
                 (!segments.is_empty()).then(|| segments.join("/"))
             }
@@ -394,14 +401,13 @@ fn parse_qualifiers(q: &str) -> Result<BTreeMap<String, String>, String> {
 fn clean_subpath(sub: &str) -> Result<Option<String>, String> {
     let mut segments = Vec::new();
     for seg in sub.split('/') {
-        if seg.is_empty() {
-            continue;
-        }
-        let seg = percent_decode(seg)?;
-        if seg == "." || seg == ".." {
-            continue;
-        }
-        segments.push(seg);
+        let decoded = percent_decode(seg)?;
+        segments.extend(
+            decoded
+                .split('/')
+                .filter(|s| !s.is_empty() && *s != "." && *s != "..")
+                .map(str::to_string),
+        );
     }
     Ok((!segments.is_empty()).then(|| segments.join("/")))
 }
@@ -513,7 +519,10 @@ fn ubuntu_release(distro: &str) -> Option<String> {
     if !numeric(year) || !numeric(month) {
         return None;
     }
-    let even_year = year.bytes().last().is_some_and(|b| (b - b'0') % 2 == 0);
+    let even_year = year
+        .bytes()
+        .last()
+        .is_some_and(|b| (b - b'0').is_multiple_of(2));
     Some(if even_year && month == "04" {
         format!("{year}.{month}:LTS")
     } else {
@@ -886,6 +895,28 @@ mod tests {
                 normalize_package_name(eco, osv_name),
                 p(purl).package_name()
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever parses, its canonical form parses back to the same purl.
+        #[test]
+        fn canonical_round_trips(
+            ty in "[a-zA-Z][a-zA-Z0-9.+-]{0,6}",
+            body in r"[a-zA-Z0-9 /@?#=&%:._~+é-]{0,40}",
+        ) {
+            let input = format!("pkg:{ty}/{body}");
+            if let Ok(purl) = Purl::parse(&input) {
+                let canonical = purl.canonical();
+                let again = Purl::parse(&canonical);
+                proptest::prop_assert_eq!(again.as_ref(), Ok(&purl), "{} -> {}", input, canonical);
+                proptest::prop_assert!(canonical.is_ascii());
+            }
+        }
+
+        #[test]
+        fn parse_never_panics(s in r"\PC{0,60}") {
+            let _ = Purl::parse(&s);
         }
     }
 

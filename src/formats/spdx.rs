@@ -294,3 +294,44 @@ fn hash_alg(algorithm: &str) -> String {
         _ => lower,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_algorithms_take_the_cyclonedx_spelling() {
+        assert_eq!(hash_alg("SHA256"), "sha-256");
+        assert_eq!(hash_alg("SHA1"), "sha-1");
+        assert_eq!(hash_alg("SHA512"), "sha-512");
+        assert_eq!(hash_alg("SHA3-256"), "sha3-256");
+        assert_eq!(hash_alg("BLAKE2b-256"), "blake2b-256");
+        assert_eq!(hash_alg("MD5"), "md5");
+        assert_eq!(hash_alg("SHA"), "sha");
+    }
+
+    #[test]
+    fn described_by_relationships_also_name_roots() {
+        let doc = br#"{"spdxVersion":"SPDX-2.2","SPDXID":"SPDXRef-DOCUMENT",
+          "packages":[{"SPDXID":"SPDXRef-app","name":"app","versionInfo":"3"},
+                      {"SPDXID":"SPDXRef-lib","name":"lib","versionInfo":"1",
+                       "externalRefs":[{"referenceCategory":"PACKAGE-MANAGER","referenceType":"purl",
+                                        "referenceLocator":"pkg:rpm/redhat/lib@1.0-2?epoch=3"}]}],
+          "relationships":[{"spdxElementId":"SPDXRef-app","relationshipType":"DESCRIBED_BY",
+                            "relatedSpdxElement":"SPDXRef-DOCUMENT"}]}"#;
+        let (sbom, warnings) = match parse_sbom_with_warnings("d", doc, Scope::Global) {
+            Ok(ok) => ok,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(sbom.artifact.id, "app@3");
+        assert_eq!(sbom.components.len(), 1);
+        let lib = &sbom.components[0];
+        assert_eq!(
+            lib.version.as_deref(),
+            Some("3:1.0-2"),
+            "rpm epoch folded in"
+        );
+        assert_eq!(lib.ecosystem.as_deref(), Some("Red Hat"));
+    }
+}
