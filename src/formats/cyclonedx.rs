@@ -7,6 +7,12 @@
 //! hash algorithm, an empty bom-ref) are warnings: the value is dropped, the
 //! rest is kept, and the `*_with_warnings` functions return them as
 //! [`FormatError`]s with the JSON path. `parse_sbom` / `parse_vex` log them.
+//!
+//! `metadata.component` is the artifact, not a component, but the components
+//! nested inside it are part of the artifact and are kept. Services are not
+//! packages and are not read. A component's version is its purl's
+//! [`Purl::match_version`] when the purl has one (the purl is the matching
+//! key, and it carries the rpm epoch), else its `version` field.
 
 use std::collections::BTreeMap;
 
