@@ -72,7 +72,10 @@ impl FormatError {
     ) -> Result<T, FormatError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
+            let path = match e.path().to_string() {
+                p if p == "?" || p.is_empty() => ".".to_string(),
+                p => p,
+            };
             let inner = e.into_inner();
             let kind = if inner.is_syntax() || inner.is_eof() {
                 ErrorKind::Syntax
