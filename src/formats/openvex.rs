@@ -357,7 +357,7 @@ mod tests {
             ),
             (
                 r#"{"@context": "https://openvex.dev/ns", "statements": [{"#.to_string(),
-                "statements[0]",
+                "statements[0].?",
                 ErrorKind::Syntax,
             ),
         ] {
