@@ -88,7 +88,7 @@ fn metrics<'a>(
     Ok(out)
 }
 
-fn required<'a>(m: &BTreeMap<&'static str, &'a str>, names: &[&str]) -> Result<(), String> {
+fn required(m: &BTreeMap<&'static str, &str>, names: &[&str]) -> Result<(), String> {
     match names.iter().find(|n| !m.contains_key(*n)) {
         Some(missing) => Err(format!("base metric {missing} is missing")),
         None => Ok(()),
