@@ -274,6 +274,7 @@ const V4_METRICS: &[(&str, &[&str])] = &[
     ("MSC", &["X", "H", "L", "N"]),
     ("MSI", &["X", "S", "H", "L", "N"]),
     ("MSA", &["X", "S", "H", "L", "N"]),
+    // Supplemental metrics are valid in a vector but never change the score.
     ("S", &["X", "N", "P"]),
     ("AU", &["X", "N", "Y"]),
     ("R", &["X", "A", "U", "I"]),
@@ -511,8 +512,9 @@ fn max_vectors(
     }
 }
 
-/// Depth of each MacroVector level in tenths (specification's "max severity
-/// distance + 1"), indexed [EQ1, EQ2, EQ3+EQ6, EQ4].
+/// Depth of a MacroVector level in tenths: the specification's maximal
+/// severity distance within that level plus one step, for EQ1, EQ2, EQ3+EQ6
+/// (by EQ3 and EQ6) and EQ4.
 fn depth(eq: usize, level: u8, eq6: u8) -> f64 {
     let tenths = match (eq, level, eq6) {
         (1, 0, _) => 1,
