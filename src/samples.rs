@@ -25,5 +25,7 @@ pub fn shared_dir() -> Option<PathBuf> {
 
 /// `<shared>/data`, if present.
 pub fn shared_data_dir() -> Option<PathBuf> {
-    shared_dir().map(|d| d.join("data")).filter(|d| d.is_dir())
+    shared_dir()
+        .map(|d| d.join("data"))
+        .filter(|d| d.is_dir())
 }

@@ -161,8 +161,7 @@ pub fn sniff(document: &str, bytes: &[u8]) -> Result<Sniffed, FormatError> {
         .is_some()
     {
         Sniffed::Csaf
-    } else if obj.contains_key("id")
-        && (obj.contains_key("affected") || obj.contains_key("modified"))
+    } else if obj.contains_key("id") && (obj.contains_key("affected") || obj.contains_key("modified"))
     {
         Sniffed::Osv
     } else {
