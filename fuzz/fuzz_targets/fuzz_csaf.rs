@@ -1,0 +1,10 @@
+//! CSAF parser must never panic on any input.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use recheck::formats::csaf;
+use recheck::model::Scope;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = csaf::parse_vex("fuzz.json", data, Scope::Global);
+});
