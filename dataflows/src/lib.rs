@@ -303,7 +303,9 @@ pub fn build<'scope, E: RangeEvaluator>(
         .clone()
         .map(|(artifact, component, package, version)| ((package, version), (artifact, component)))
         .arrange_by_key();
-    let versions_in_use = instances.map(|(_, _, package, version)| (package, version)).distinct();
+    let versions_in_use = instances
+        .map(|(_, _, package, version)| (package, version))
+        .distinct();
     let version_texts = versions
         .map(|(package, version, text)| ((package, version), text))
         .semijoin(versions_in_use)
@@ -312,11 +314,14 @@ pub fn build<'scope, E: RangeEvaluator>(
         .map(|(package, advisory, entry, spec)| (package, (advisory, entry, spec)))
         .arrange_by_key();
     let affected = version_texts
-        .join_core(entries_by_package, move |package, (version, text), (advisory, entry, spec)| {
-            evaluator
-                .evaluate(spec, text)
-                .map(|reason| ((*package, *version, *advisory), (*entry, reason)))
-        })
+        .join_core(
+            entries_by_package,
+            move |package, (version, text), (advisory, entry, spec)| {
+                evaluator
+                    .evaluate(spec, text)
+                    .map(|reason| ((*package, *version, *advisory), (*entry, reason)))
+            },
+        )
         .reduce(|_, matches, out| {
             if let Some((first, _)) = matches.first() {
                 out.push(((*first).clone(), 1 as Diff));
@@ -324,16 +329,17 @@ pub fn build<'scope, E: RangeEvaluator>(
         });
 
     // Vulnerability groups: propagate the minimum GroupKey over the advisory-name graph.
-    let edges = names
-        .clone()
-        .flat_map(|(advisory, name)| {
-            [
-                (Node::Advisory(advisory), Node::Name(name.clone())),
-                (Node::Name(name), Node::Advisory(advisory)),
-            ]
-        });
+    let edges = names.clone().flat_map(|(advisory, name)| {
+        [
+            (Node::Advisory(advisory), Node::Name(name.clone())),
+            (Node::Name(name), Node::Advisory(advisory)),
+        ]
+    });
     let seeds = names.map(|(_, name)| {
-        let key = GroupKey { not_cve: !name.starts_with("CVE-"), name: name.clone() };
+        let key = GroupKey {
+            not_cve: !name.starts_with("CVE-"),
+            name: name.clone(),
+        };
         (Node::Name(name), key)
     });
     let labels = seeds.clone().iterate(|inner, labels| {
@@ -372,12 +378,24 @@ pub fn build<'scope, E: RangeEvaluator>(
         .join_core(
             instances_by_version,
             |&(package, version), (advisory, entry, reason), &(artifact, component)| {
-                Some((*advisory, (artifact, component, package, version, *entry, reason.clone())))
+                Some((
+                    *advisory,
+                    (
+                        artifact,
+                        component,
+                        package,
+                        version,
+                        *entry,
+                        reason.clone(),
+                    ),
+                ))
             },
         )
         .join_map(
             advisory_info,
-            |&advisory, (artifact, component, package, version, entry, reason), (severity, vulnerability)| {
+            |&advisory,
+             (artifact, component, package, version, entry, reason),
+             (severity, vulnerability)| {
                 let finding = Finding {
                     advisory,
                     package: *package,
@@ -392,14 +410,22 @@ pub fn build<'scope, E: RangeEvaluator>(
 
     // 3. VEX: the latest statement naming the group and targeting one of the instance's keys.
     let latest_statements = statements
-        .map(|(statement, name, product, order, status)| (name, (statement, product, order, status)))
-        .join_map(name_labels, |_, &(statement, product, order, status), vulnerability| {
-            (product, (vulnerability.clone(), order, statement, status))
+        .map(|(statement, name, product, order, status)| {
+            (name, (statement, product, order, status))
         })
+        .join_map(
+            name_labels,
+            |_, &(statement, product, order, status), vulnerability| {
+                (product, (vulnerability.clone(), order, statement, status))
+            },
+        )
         .join_map(
             product_keys.map(|(artifact, component, product)| (product, (artifact, component))),
             |_, (vulnerability, order, statement, status), &(artifact, component)| {
-                ((artifact, component, vulnerability.clone()), (*order, *statement, *status))
+                (
+                    (artifact, component, vulnerability.clone()),
+                    (*order, *statement, *status),
+                )
             },
         )
         .reduce(|_, candidates, out| {
@@ -411,13 +437,19 @@ pub fn build<'scope, E: RangeEvaluator>(
     let findings_by_key = findings.clone().arrange_by_key();
     let with_vex = findings_by_key
         .clone()
-        .join_core(latest_statements.clone(), |key, finding, &vex| Some(row(key, finding, Some(vex))));
-    let vexed_keys = latest_statements.as_collection(|key, _| key.clone()).arrange_by_self();
+        .join_core(latest_statements.clone(), |key, finding, &vex| {
+            Some(row(key, finding, Some(vex)))
+        });
+    let vexed_keys = latest_statements
+        .as_collection(|key, _| key.clone())
+        .arrange_by_self();
     let without_vex = findings
         .map(|(key, finding)| row(&key, &finding, None))
         .concat(
             findings_by_key
-                .join_core(vexed_keys, |key, finding, &()| Some(row(key, finding, None)))
+                .join_core(vexed_keys, |key, finding, &()| {
+                    Some(row(key, finding, None))
+                })
                 .negate(),
         );
 
@@ -440,21 +472,27 @@ pub fn build<'scope, E: RangeEvaluator>(
             Query::Advisory(advisory) => Some((advisory, query)),
             _ => None,
         })
-        .join_core(rows_by_advisory, |_, &query, row| Some((query, row.clone())));
+        .join_core(rows_by_advisory, |_, &query, row| {
+            Some((query, row.clone()))
+        });
     let artifact_answers = queries
         .clone()
         .flat_map(|(query, q)| match q {
             Query::Artifact(artifact) => Some((artifact, query)),
             _ => None,
         })
-        .join_core(rows_by_artifact, |_, &query, row| Some((query, row.clone())));
+        .join_core(rows_by_artifact, |_, &query, row| {
+            Some((query, row.clone()))
+        });
     let row_answers = advisory_answers.concat(artifact_answers).consolidate();
     let package_answers = queries
         .flat_map(|(query, q)| match q {
             Query::Package(package) => Some((package, query)),
             _ => None,
         })
-        .join_core(artifacts_by_package, |_, &query, &artifact| Some((query, artifact)))
+        .join_core(artifacts_by_package, |_, &query, &artifact| {
+            Some((query, artifact))
+        })
         .consolidate();
 
     let probe = ProbeHandle::new();
@@ -472,7 +510,15 @@ pub fn build<'scope, E: RangeEvaluator>(
         product_keys: product_keys_in,
         queries: queries_in,
     };
-    (inputs, Outputs { rows, row_answers, package_answers, probe })
+    (
+        inputs,
+        Outputs {
+            rows,
+            row_answers,
+            package_answers,
+            probe,
+        },
+    )
 }
 
 /// Updates collected from one worker's outputs, in arrival order.
