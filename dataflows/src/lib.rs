@@ -1,1 +1,560 @@
-//! placeholder; see the engine issue
+//! The pure incremental impact dataflow of Recheck.
+//!
+//! Recheck must keep advisory x SBOM x VEX verdicts current as any of the three changes, without
+//! recomputing the fleet. This crate states that computation once, as a differential dataflow,
+//! so that a window of input changes yields exactly the impact rows that changed. It does no I/O
+//! and reads no clock: the root crate owns hashing names to ids, version semantics (through
+//! [`RangeEvaluator`]) and persistence, and drives the dataflow window by window.
+//!
+//! Everything is keyed by caller-assigned `u64` ids (derived from sha256 so all processes agree);
+//! only version texts, advisory names and the caller's range specs travel as payloads.
+//!
+//! Driving it: build with [`build`] inside `worker.dataflow(..)`, feed the [`Inputs`] sessions
+//! (from any worker), call [`Inputs::advance_to`]`(w + 1)` and [`Inputs::flush`], then step the
+//! worker until `probe.less_than(&(w + 1))` is false. Output updates at time `w` are that window's
+//! impact deltas.
+
+use std::cell::RefCell;
+use std::hash::Hash;
+use std::rc::Rc;
+
+use differential_dataflow::input::{Input, InputSession};
+use differential_dataflow::operators::Iterate;
+use differential_dataflow::{ExchangeData, VecCollection};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::{ProbeHandle, Scope};
+
+/// Evaluation window; all inputs advance together from window to window.
+pub type Time = u64;
+/// Multiplicity of an update (+1 insert, -1 retract).
+pub type Diff = isize;
+/// Hash of an artifact (one SBOM subject).
+pub type ArtifactId = u64;
+/// Hash of a component's purl/ref within its artifact.
+pub type ComponentId = u64;
+/// Hash of (ecosystem, package name).
+pub type PackageKey = u64;
+/// Hash of a version text within a package.
+pub type VersionId = u64;
+/// Hash of an advisory's own id.
+pub type AdvisoryId = u64;
+/// Position of an affected entry within its advisory; the smallest matching one explains a finding.
+pub type EntryIndex = u32;
+/// Caller-defined severity rank; larger is more severe.
+pub type Severity = u8;
+/// Hash of a VEX statement.
+pub type StatementId = u64;
+/// Hash of a product key a VEX statement targets (tenant folded in by the caller).
+pub type ProductKey = u64;
+/// Caller-chosen id of a live impact query.
+pub type QueryId = u64;
+
+/// Orders VEX statements: a larger value is the later statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Order {
+    /// Statement timestamp in nanoseconds since the epoch.
+    pub timestamp_nanos: i64,
+    /// Tie-breaker among statements with the same timestamp (e.g. position in its document).
+    pub sequence: u64,
+}
+
+/// VEX status of a statement; `NotAffected` and `Fixed` suppress a finding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum VexStatus {
+    /// Code 0.
+    NotAffected,
+    /// Code 1.
+    Affected,
+    /// Code 2.
+    Fixed,
+    /// Code 3.
+    UnderInvestigation,
+}
+
+impl VexStatus {
+    /// Decodes the wire code (0 not_affected, 1 affected, 2 fixed, 3 under_investigation).
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Self::NotAffected),
+            1 => Some(Self::Affected),
+            2 => Some(Self::Fixed),
+            3 => Some(Self::UnderInvestigation),
+            _ => None,
+        }
+    }
+
+    /// The wire code of this status.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::NotAffected => 0,
+            Self::Affected => 1,
+            Self::Fixed => 2,
+            Self::UnderInvestigation => 3,
+        }
+    }
+
+    /// Whether a finding whose latest applicable statement has this status is suppressed.
+    pub fn suppresses(self) -> bool {
+        matches!(self, Self::NotAffected | Self::Fixed)
+    }
+}
+
+/// Decides whether a version text falls in an affected entry's range.
+///
+/// The dataflow calls `evaluate` once per (distinct package version, entry of that package) pair,
+/// again when either side is retracted, so it must be a pure function of its arguments.
+pub trait RangeEvaluator: Clone + 'static {
+    /// The caller's compact, serializable encoding of one affected entry.
+    type Spec: ExchangeData + Hash;
+    /// Why a version matched (caller-defined), carried into [`ImpactRow::reason`].
+    type Reason: ExchangeData + Hash;
+    /// `Some(reason)` iff `version` is affected by `spec`.
+    fn evaluate(&self, spec: &Self::Spec, version: &str) -> Option<Self::Reason>;
+}
+
+/// A component of an artifact at a version: `(artifact, component, package, version)`.
+pub type Instance = (ArtifactId, ComponentId, PackageKey, VersionId);
+/// The text of a version id: `(package, version, text)`.
+pub type VersionText = (PackageKey, VersionId, String);
+/// One affected entry of an advisory: `(package, advisory, entry index, spec)`.
+pub type Entry<S> = (PackageKey, AdvisoryId, EntryIndex, S);
+/// An advisory's severity: `(advisory, severity)`; the maximum wins if several are present.
+pub type AdvisorySeverity = (AdvisoryId, Severity);
+/// An advisory's own id or one of its aliases: `(advisory, name)`.
+pub type AdvisoryName = (AdvisoryId, String);
+/// A VEX statement naming one vulnerability name for one product key:
+/// `(statement, name, product key, order, status)`; one row per name the statement gives.
+pub type Statement = (StatementId, String, ProductKey, Order, VexStatus);
+/// A product key a component instance answers to: `(artifact, component, product key)`.
+pub type InstanceProductKey = (ArtifactId, ComponentId, ProductKey);
+
+/// A live impact query; its answers stay current while the query is present in the input.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Query {
+    /// All impact rows of one advisory.
+    Advisory(AdvisoryId),
+    /// All impact rows of one artifact.
+    Artifact(ArtifactId),
+    /// The artifacts with at least one impact row through this package.
+    Package(PackageKey),
+}
+
+/// One finding of an advisory in one component instance, with its VEX verdict.
+///
+/// Any change to a field (suppression, severity, vulnerability label, reason) is emitted as a
+/// retraction of the old row and an insertion of the new one.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ImpactRow<R> {
+    /// The affected artifact.
+    pub artifact: ArtifactId,
+    /// The advisory that matched.
+    pub advisory: AdvisoryId,
+    /// The affected component instance within the artifact.
+    pub component: ComponentId,
+    /// The component's package.
+    pub package: PackageKey,
+    /// The component's version.
+    pub version: VersionId,
+    /// Canonical name of the advisory's vulnerability group: the smallest `CVE-` name of the
+    /// group, else its smallest name.
+    pub vulnerability: String,
+    /// The advisory's severity.
+    pub severity: Severity,
+    /// The smallest entry index of the advisory that matched this version.
+    pub entry: EntryIndex,
+    /// The evaluator's explanation for that entry.
+    pub reason: R,
+    /// The latest applicable VEX statement and its status, if any.
+    pub vex: Option<(StatementId, VexStatus)>,
+    /// Whether the latest applicable statement suppresses the finding.
+    pub suppressed: bool,
+}
+
+/// The input sessions of one worker's copy of the dataflow.
+///
+/// Updates may be fed through any worker; every worker must advance its sessions.
+pub struct Inputs<S: ExchangeData> {
+    /// Component instances of artifacts.
+    pub instances: InputSession<Time, Instance, Diff>,
+    /// Version texts (only those of versions in use are ever evaluated).
+    pub versions: InputSession<Time, VersionText, Diff>,
+    /// Affected entries of advisories.
+    pub entries: InputSession<Time, Entry<S>, Diff>,
+    /// Advisory severities.
+    pub severities: InputSession<Time, AdvisorySeverity, Diff>,
+    /// Advisory ids and aliases.
+    pub names: InputSession<Time, AdvisoryName, Diff>,
+    /// VEX statements.
+    pub statements: InputSession<Time, Statement, Diff>,
+    /// Product keys of component instances.
+    pub product_keys: InputSession<Time, InstanceProductKey, Diff>,
+    /// Live impact queries.
+    pub queries: InputSession<Time, (QueryId, Query), Diff>,
+}
+
+impl<S: ExchangeData> Inputs<S> {
+    /// Moves every session to window `time`; later updates land in that window.
+    pub fn advance_to(&mut self, time: Time) {
+        self.instances.advance_to(time);
+        self.versions.advance_to(time);
+        self.entries.advance_to(time);
+        self.severities.advance_to(time);
+        self.names.advance_to(time);
+        self.statements.advance_to(time);
+        self.product_keys.advance_to(time);
+        self.queries.advance_to(time);
+    }
+
+    /// Sends buffered updates and progress into the dataflow.
+    pub fn flush(&mut self) {
+        self.instances.flush();
+        self.versions.flush();
+        self.entries.flush();
+        self.severities.flush();
+        self.names.flush();
+        self.statements.flush();
+        self.product_keys.flush();
+        self.queries.flush();
+    }
+
+    /// The window updates are currently sent to.
+    pub fn time(&self) -> Time {
+        *self.instances.time()
+    }
+}
+
+/// The outputs of one worker's copy of the dataflow (each worker sees its own share).
+pub struct Outputs<'scope, R: ExchangeData> {
+    /// All impact rows; consolidated, each row lives on exactly one worker.
+    pub rows: VecCollection<'scope, Time, ImpactRow<R>, Diff>,
+    /// Answers to `Query::Advisory` and `Query::Artifact`: `(query, row)`.
+    pub row_answers: VecCollection<'scope, Time, (QueryId, ImpactRow<R>), Diff>,
+    /// Answers to `Query::Package`: `(query, artifact)`.
+    pub package_answers: VecCollection<'scope, Time, (QueryId, ArtifactId), Diff>,
+    /// Passes window `w` once all three outputs are complete for `w`; attach further sinks
+    /// with `probe_with(&probe)` so it also covers them.
+    pub probe: ProbeHandle<Time>,
+}
+
+/// Key ordering the canonical vulnerability name: any `CVE-` name before any other, then by
+/// string, so the group minimum is the canonical name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+struct GroupKey {
+    not_cve: bool,
+    name: String,
+}
+
+/// Vertex of the advisory-name graph whose connected components are vulnerabilities.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum Node {
+    Advisory(AdvisoryId),
+    Name(String),
+}
+
+/// The part of a finding that rides along the VEX join unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+struct Finding<R> {
+    advisory: AdvisoryId,
+    package: PackageKey,
+    version: VersionId,
+    severity: Severity,
+    entry: EntryIndex,
+    reason: R,
+}
+
+type FindingKey = (ArtifactId, ComponentId, String);
+
+fn row<R: Clone>(
+    key: &FindingKey,
+    finding: &Finding<R>,
+    vex: Option<(StatementId, VexStatus)>,
+) -> ImpactRow<R> {
+    ImpactRow {
+        artifact: key.0,
+        advisory: finding.advisory,
+        component: key.1,
+        package: finding.package,
+        version: finding.version,
+        vulnerability: key.2.clone(),
+        severity: finding.severity,
+        entry: finding.entry,
+        reason: finding.reason.clone(),
+        vex,
+        suppressed: vex.is_some_and(|(_, status)| status.suppresses()),
+    }
+}
+
+/// Builds the whole impact dataflow in `scope` and returns its input sessions and outputs.
+pub fn build<'scope, E: RangeEvaluator>(
+    scope: Scope<'scope, Time>,
+    evaluator: E,
+) -> (Inputs<E::Spec>, Outputs<'scope, E::Reason>) {
+    let (instances_in, instances) = scope.new_collection::<Instance, Diff>();
+    let (versions_in, versions) = scope.new_collection::<VersionText, Diff>();
+    let (entries_in, entries) = scope.new_collection::<Entry<E::Spec>, Diff>();
+    let (severities_in, severities) = scope.new_collection::<AdvisorySeverity, Diff>();
+    let (names_in, names) = scope.new_collection::<AdvisoryName, Diff>();
+    let (statements_in, statements) = scope.new_collection::<Statement, Diff>();
+    let (product_keys_in, product_keys) = scope.new_collection::<InstanceProductKey, Diff>();
+    let (queries_in, queries) = scope.new_collection::<(QueryId, Query), Diff>();
+
+    // 1. Evaluate each entry once per distinct version in use, not once per instance.
+    let instances_by_version = instances
+        .clone()
+        .map(|(artifact, component, package, version)| ((package, version), (artifact, component)))
+        .arrange_by_key();
+    let versions_in_use = instances
+        .map(|(_, _, package, version)| (package, version))
+        .distinct();
+    let version_texts = versions
+        .map(|(package, version, text)| ((package, version), text))
+        .semijoin(versions_in_use)
+        .map(|((package, version), text)| (package, (version, text)));
+    let entries_by_package = entries
+        .map(|(package, advisory, entry, spec)| (package, (advisory, entry, spec)))
+        .arrange_by_key();
+    let affected = version_texts
+        .join_core(
+            entries_by_package,
+            move |package, (version, text), (advisory, entry, spec)| {
+                evaluator
+                    .evaluate(spec, text)
+                    .map(|reason| ((*package, *version, *advisory), (*entry, reason)))
+            },
+        )
+        .reduce(|_, matches, out| {
+            if let Some((first, _)) = matches.first() {
+                out.push(((*first).clone(), 1 as Diff));
+            }
+        });
+
+    // Vulnerability groups: propagate the minimum GroupKey over the advisory-name graph.
+    let edges = names.clone().flat_map(|(advisory, name)| {
+        [
+            (Node::Advisory(advisory), Node::Name(name.clone())),
+            (Node::Name(name), Node::Advisory(advisory)),
+        ]
+    });
+    let seeds = names.map(|(_, name)| {
+        let key = GroupKey {
+            not_cve: !name.starts_with("CVE-"),
+            name: name.clone(),
+        };
+        (Node::Name(name), key)
+    });
+    let labels = seeds.clone().iterate(|inner, labels| {
+        let edges = edges.enter(inner);
+        let seeds = seeds.enter(inner);
+        labels
+            .join_map(edges, |_, key, next| (next.clone(), key.clone()))
+            .concat(seeds)
+            .reduce(|_, keys, out| {
+                if let Some((least, _)) = keys.first() {
+                    out.push(((*least).clone(), 1 as Diff));
+                }
+            })
+    });
+    let advisory_labels = labels.clone().flat_map(|(node, key)| match node {
+        Node::Advisory(advisory) => Some((advisory, key.name)),
+        Node::Name(_) => None,
+    });
+    let name_labels = labels.flat_map(|(node, key)| match node {
+        Node::Name(name) => Some((name, key.name)),
+        Node::Advisory(_) => None,
+    });
+    let advisory_info = severities
+        .reduce(|_, severities, out| {
+            if let Some((most, _)) = severities.last() {
+                out.push((**most, 1 as Diff));
+            }
+        })
+        .join(advisory_labels);
+
+    // 2. Findings per instance, keyed by the instance and its vulnerability for the VEX join.
+    let findings = affected
+        .map(|((package, version, advisory), (entry, reason))| {
+            ((package, version), (advisory, entry, reason))
+        })
+        .join_core(
+            instances_by_version,
+            |&(package, version), (advisory, entry, reason), &(artifact, component)| {
+                Some((
+                    *advisory,
+                    (
+                        artifact,
+                        component,
+                        package,
+                        version,
+                        *entry,
+                        reason.clone(),
+                    ),
+                ))
+            },
+        )
+        .join_map(
+            advisory_info,
+            |&advisory,
+             (artifact, component, package, version, entry, reason),
+             (severity, vulnerability)| {
+                let finding = Finding {
+                    advisory,
+                    package: *package,
+                    version: *version,
+                    severity: *severity,
+                    entry: *entry,
+                    reason: reason.clone(),
+                };
+                ((*artifact, *component, vulnerability.clone()), finding)
+            },
+        );
+
+    // 3. VEX: the latest statement naming the group and targeting one of the instance's keys.
+    let latest_statements = statements
+        .map(|(statement, name, product, order, status)| {
+            (name, (statement, product, order, status))
+        })
+        .join_map(
+            name_labels,
+            |_, &(statement, product, order, status), vulnerability| {
+                (product, (vulnerability.clone(), order, statement, status))
+            },
+        )
+        .join_map(
+            product_keys.map(|(artifact, component, product)| (product, (artifact, component))),
+            |_, (vulnerability, order, statement, status), &(artifact, component)| {
+                (
+                    (artifact, component, vulnerability.clone()),
+                    (*order, *statement, *status),
+                )
+            },
+        )
+        .reduce(|_, candidates, out| {
+            if let Some((&(_, statement, status), _)) = candidates.last() {
+                out.push(((statement, status), 1 as Diff));
+            }
+        })
+        .arrange_by_key();
+    let findings_by_key = findings.clone().arrange_by_key();
+    let with_vex = findings_by_key
+        .clone()
+        .join_core(latest_statements.clone(), |key, finding, &vex| {
+            Some(row(key, finding, Some(vex)))
+        });
+    let vexed_keys = latest_statements
+        .as_collection(|key, _| key.clone())
+        .arrange_by_self();
+    let without_vex = findings
+        .map(|(key, finding)| row(&key, &finding, None))
+        .concat(
+            findings_by_key
+                .join_core(vexed_keys, |key, finding, &()| {
+                    Some(row(key, finding, None))
+                })
+                .negate(),
+        );
+
+    // 4. Rows, arranged for the live queries.
+    let rows_by_advisory = with_vex
+        .concat(without_vex)
+        .map(|row| (row.advisory, row))
+        .arrange_by_key();
+    let rows = rows_by_advisory.clone().as_collection(|_, row| row.clone());
+    let rows_by_artifact = rows.clone().map(|row| (row.artifact, row)).arrange_by_key();
+    let artifacts_by_package = rows
+        .clone()
+        .map(|row| (row.package, row.artifact))
+        .distinct()
+        .arrange_by_key();
+
+    let advisory_answers = queries
+        .clone()
+        .flat_map(|(query, q)| match q {
+            Query::Advisory(advisory) => Some((advisory, query)),
+            _ => None,
+        })
+        .join_core(rows_by_advisory, |_, &query, row| {
+            Some((query, row.clone()))
+        });
+    let artifact_answers = queries
+        .clone()
+        .flat_map(|(query, q)| match q {
+            Query::Artifact(artifact) => Some((artifact, query)),
+            _ => None,
+        })
+        .join_core(rows_by_artifact, |_, &query, row| {
+            Some((query, row.clone()))
+        });
+    let row_answers = advisory_answers.concat(artifact_answers).consolidate();
+    let package_answers = queries
+        .flat_map(|(query, q)| match q {
+            Query::Package(package) => Some((package, query)),
+            _ => None,
+        })
+        .join_core(artifacts_by_package, |_, &query, &artifact| {
+            Some((query, artifact))
+        })
+        .consolidate();
+
+    let probe = ProbeHandle::new();
+    let rows = rows.probe_with(&probe);
+    let row_answers = row_answers.probe_with(&probe);
+    let package_answers = package_answers.probe_with(&probe);
+
+    let inputs = Inputs {
+        instances: instances_in,
+        versions: versions_in,
+        entries: entries_in,
+        severities: severities_in,
+        names: names_in,
+        statements: statements_in,
+        product_keys: product_keys_in,
+        queries: queries_in,
+    };
+    (
+        inputs,
+        Outputs {
+            rows,
+            row_answers,
+            package_answers,
+            probe,
+        },
+    )
+}
+
+/// Updates collected from one worker's outputs, in arrival order.
+pub type Captured<D> = Rc<RefCell<Vec<(D, Time, Diff)>>>;
+
+/// One worker's collected outputs and the probe covering them.
+pub struct Capture<R> {
+    /// Impact row updates.
+    pub rows: Captured<ImpactRow<R>>,
+    /// `(query, row)` answer updates.
+    pub row_answers: Captured<(QueryId, ImpactRow<R>)>,
+    /// `(query, artifact)` answer updates.
+    pub package_answers: Captured<(QueryId, ArtifactId)>,
+    /// Passes window `w` once the captured updates of `w` are all present.
+    pub probe: ProbeHandle<Time>,
+}
+
+impl<'scope, R: ExchangeData> Outputs<'scope, R> {
+    /// Collects all three outputs into shared buffers the caller drains between windows.
+    pub fn capture(self) -> Capture<R> {
+        fn sink<'s, D: ExchangeData>(
+            collection: VecCollection<'s, Time, D, Diff>,
+            probe: &ProbeHandle<Time>,
+        ) -> Captured<D> {
+            let buffer: Captured<D> = Rc::default();
+            let writer = Rc::clone(&buffer);
+            collection
+                .inspect(move |update| writer.borrow_mut().push(update.clone()))
+                .probe_with(probe);
+            buffer
+        }
+        Capture {
+            rows: sink(self.rows, &self.probe),
+            row_answers: sink(self.row_answers, &self.probe),
+            package_answers: sink(self.package_answers, &self.probe),
+            probe: self.probe,
+        }
+    }
+}

@@ -1,0 +1,819 @@
+//! Checks the incremental impact dataflow against a naive full recomputation of the same
+//! semantics, window by window, with one and two timely workers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+use recheck_dataflows::{
+    build, AdvisoryId, AdvisoryName, AdvisorySeverity, ArtifactId, ComponentId, Diff, Entry,
+    ImpactRow, Instance, InstanceProductKey, Order, PackageKey, Query, QueryId, RangeEvaluator,
+    Statement, StatementId, Time, VersionId, VersionText, VexStatus,
+};
+
+type Triple = (u32, u32, u32);
+/// `(introduced, fixed)`: affected iff `introduced <= version < fixed`.
+type Spec = (Triple, Option<Triple>);
+/// 0: inside a bounded range, 1: inside an open-ended range.
+type Reason = u8;
+type Row = ImpactRow<Reason>;
+
+#[derive(Clone)]
+struct Toy;
+
+fn parse(text: &str) -> Option<Triple> {
+    let mut parts = text.split('.').map(|p| p.parse::<u32>().ok());
+    let triple = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(triple)
+}
+
+impl RangeEvaluator for Toy {
+    type Spec = Spec;
+    type Reason = Reason;
+    fn evaluate(&self, (introduced, fixed): &Spec, version: &str) -> Option<Reason> {
+        let v = parse(version)?;
+        let inside = *introduced <= v && fixed.is_none_or(|f| v < f);
+        inside.then_some(u8::from(fixed.is_none()))
+    }
+}
+
+const PACKAGES: u64 = 3;
+const VERSION_TEXTS: [&str; 5] = ["1.0.0", "1.2.0", "1.4.2", "2.0.0", "not-a-version"];
+const ADVISORIES: u64 = 5;
+const ARTIFACTS: u64 = 3;
+const STATEMENTS: u64 = 4;
+/// Includes names sorting before `CVE-` (so the CVE preference is observable) and other
+/// advisories' own ids (so aliases merge advisories).
+const ALIAS_POOL: [&str; 8] = [
+    "CVE-2024-0002",
+    "CVE-2024-0001",
+    "PYSEC-7",
+    "ALSA-2024:0001",
+    "GHSA-0",
+    "GHSA-1",
+    "GHSA-3",
+    "BIT-9",
+];
+
+fn own_name(advisory: AdvisoryId) -> String {
+    format!("GHSA-{advisory}")
+}
+
+#[derive(Clone, Debug)]
+struct Advisory {
+    severity: u8,
+    aliases: BTreeSet<usize>,
+    entries: Vec<(PackageKey, Spec)>,
+}
+
+#[derive(Clone, Debug)]
+struct Vex {
+    names: BTreeSet<String>,
+    product: u64,
+    order: Order,
+    status: VexStatus,
+}
+
+type Sbom = BTreeMap<ComponentId, (PackageKey, VersionId)>;
+
+#[derive(Clone, Debug)]
+enum Op {
+    SetAdvisory(AdvisoryId, Advisory),
+    SetSeverity(AdvisoryId, u8),
+    Withdraw(AdvisoryId),
+    SetStatement(StatementId, Vex),
+    RetractStatement(StatementId),
+    ReplaceSbom(ArtifactId, Sbom),
+    /// Re-submits the artifact's SBOM with one component (chosen by index) at another version.
+    BumpComponent(ArtifactId, usize, VersionId),
+}
+
+#[derive(Clone, Debug, Default)]
+struct Model {
+    advisories: BTreeMap<AdvisoryId, Advisory>,
+    statements: BTreeMap<StatementId, Vex>,
+    sboms: BTreeMap<ArtifactId, Sbom>,
+}
+
+impl Model {
+    /// Applies `op`; returns the instance a `BumpComponent` changed, if it changed one.
+    fn apply(&mut self, op: &Op) -> Option<(ArtifactId, ComponentId)> {
+        match op {
+            Op::SetAdvisory(id, advisory) => {
+                self.advisories.insert(*id, advisory.clone());
+            }
+            Op::SetSeverity(id, severity) => {
+                if let Some(advisory) = self.advisories.get_mut(id) {
+                    advisory.severity = *severity;
+                }
+            }
+            Op::Withdraw(id) => {
+                self.advisories.remove(id);
+            }
+            Op::SetStatement(id, vex) => {
+                self.statements.insert(*id, vex.clone());
+            }
+            Op::RetractStatement(id) => {
+                self.statements.remove(id);
+            }
+            Op::ReplaceSbom(id, sbom) => {
+                self.sboms.insert(*id, sbom.clone());
+            }
+            Op::BumpComponent(id, index, version) => {
+                let sbom = self.sboms.get_mut(id)?;
+                let position = index % sbom.len().max(1);
+                let (&component, slot) = sbom.iter_mut().nth(position)?;
+                if slot.1 == *version {
+                    return None;
+                }
+                slot.1 = *version;
+                return Some((*id, component));
+            }
+        }
+        None
+    }
+
+    fn inputs(&self) -> InputSets {
+        let mut sets = InputSets::default();
+        for package in 0..PACKAGES {
+            for (version, text) in VERSION_TEXTS.iter().enumerate() {
+                sets.versions
+                    .insert((package, version as u64, (*text).to_owned()));
+            }
+        }
+        for (&id, advisory) in &self.advisories {
+            sets.severities.insert((id, advisory.severity));
+            sets.names.insert((id, own_name(id)));
+            for &alias in &advisory.aliases {
+                sets.names.insert((id, ALIAS_POOL[alias].to_owned()));
+            }
+            for (index, (package, spec)) in advisory.entries.iter().enumerate() {
+                sets.entries.insert((*package, id, index as u32, *spec));
+            }
+        }
+        for (&id, vex) in &self.statements {
+            for name in &vex.names {
+                sets.statements
+                    .insert((id, name.clone(), vex.product, vex.order, vex.status));
+            }
+        }
+        for (&artifact, sbom) in &self.sboms {
+            for (&component, &(package, version)) in sbom {
+                sets.instances
+                    .insert((artifact, component, package, version));
+                for key in product_keys(artifact, component, package, version) {
+                    sets.product_keys.insert((artifact, component, key));
+                }
+            }
+        }
+        sets
+    }
+}
+
+/// The caller's product keys: purl without version, purl with version, artifact, artifact+ref.
+fn product_keys(
+    artifact: ArtifactId,
+    component: ComponentId,
+    package: PackageKey,
+    version: VersionId,
+) -> [u64; 4] {
+    [
+        100 + package,
+        200 + package * 10 + version,
+        300 + artifact,
+        400 + artifact * 10 + component,
+    ]
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct InputSets {
+    instances: BTreeSet<Instance>,
+    versions: BTreeSet<VersionText>,
+    entries: BTreeSet<Entry<Spec>>,
+    severities: BTreeSet<AdvisorySeverity>,
+    names: BTreeSet<AdvisoryName>,
+    statements: BTreeSet<Statement>,
+    product_keys: BTreeSet<InstanceProductKey>,
+}
+
+fn queries() -> Vec<(QueryId, Query)> {
+    let mut queries = Vec::new();
+    queries.extend((0..ADVISORIES).map(|a| (a, Query::Advisory(a))));
+    queries.extend((0..ARTIFACTS).map(|r| (10 + r, Query::Artifact(r))));
+    queries.extend((0..PACKAGES).map(|p| (20 + p, Query::Package(p))));
+    queries
+}
+
+/// How much of the semantics a run exercised, so a weak generator cannot pass silently.
+#[derive(Clone, Copy, Debug, Default)]
+struct Coverage {
+    rows: usize,
+    vex_rows: usize,
+    suppressed: usize,
+    /// Findings with applicable statements of differing status (the latest must win).
+    overrides: usize,
+    /// Findings whose advisory shares its vulnerability group with another advisory.
+    merged: usize,
+    bumps_checked: usize,
+}
+
+impl Coverage {
+    fn add(&mut self, other: Coverage) {
+        self.rows += other.rows;
+        self.vex_rows += other.vex_rows;
+        self.suppressed += other.suppressed;
+        self.overrides += other.overrides;
+        self.merged += other.merged;
+        self.bumps_checked += other.bumps_checked;
+    }
+}
+
+/// The same semantics as the dataflow, recomputed from scratch.
+fn naive(sets: &InputSets) -> (BTreeSet<Row>, Coverage) {
+    let mut coverage = Coverage::default();
+    // Vulnerability groups as connected components of the advisory-name graph.
+    let mut names_of: BTreeMap<AdvisoryId, BTreeSet<&str>> = BTreeMap::new();
+    let mut advisories_of: BTreeMap<&str, BTreeSet<AdvisoryId>> = BTreeMap::new();
+    for (advisory, name) in &sets.names {
+        names_of.entry(*advisory).or_default().insert(name);
+        advisories_of.entry(name).or_default().insert(*advisory);
+    }
+    let mut canonical_of_advisory: BTreeMap<AdvisoryId, String> = BTreeMap::new();
+    let mut canonical_of_name: BTreeMap<&str, String> = BTreeMap::new();
+    let mut merged: BTreeSet<AdvisoryId> = BTreeSet::new();
+    for &start in names_of.keys() {
+        if canonical_of_advisory.contains_key(&start) {
+            continue;
+        }
+        let mut group_advisories = BTreeSet::from([start]);
+        let mut group_names: BTreeSet<&str> = BTreeSet::new();
+        let mut todo = vec![start];
+        while let Some(advisory) = todo.pop() {
+            for &name in &names_of[&advisory] {
+                if group_names.insert(name) {
+                    for &other in &advisories_of[name] {
+                        if group_advisories.insert(other) {
+                            todo.push(other);
+                        }
+                    }
+                }
+            }
+        }
+        let canonical = group_names
+            .iter()
+            .find(|n| n.starts_with("CVE-"))
+            .or_else(|| group_names.iter().next())
+            .map(|n| (*n).to_owned())
+            .unwrap_or_default();
+        let group_size = group_advisories.len();
+        for advisory in group_advisories {
+            if group_size > 1 {
+                merged.insert(advisory);
+            }
+            canonical_of_advisory.insert(advisory, canonical.clone());
+        }
+        for name in group_names {
+            canonical_of_name.insert(name, canonical.clone());
+        }
+    }
+    let mut severity: BTreeMap<AdvisoryId, u8> = BTreeMap::new();
+    for &(advisory, s) in &sets.severities {
+        let slot = severity.entry(advisory).or_insert(s);
+        *slot = (*slot).max(s);
+    }
+    let mut keys_of: BTreeMap<(ArtifactId, ComponentId), BTreeSet<u64>> = BTreeMap::new();
+    for &(artifact, component, key) in &sets.product_keys {
+        keys_of
+            .entry((artifact, component))
+            .or_default()
+            .insert(key);
+    }
+
+    let mut rows = BTreeSet::new();
+    for &(artifact, component, package, version) in &sets.instances {
+        let mut best: BTreeMap<AdvisoryId, (u32, Reason)> = BTreeMap::new();
+        for (p, v, text) in &sets.versions {
+            if (*p, *v) != (package, version) {
+                continue;
+            }
+            for (p, advisory, index, spec) in &sets.entries {
+                if *p != package {
+                    continue;
+                }
+                if let Some(reason) = Toy.evaluate(spec, text) {
+                    let slot = best.entry(*advisory).or_insert((*index, reason));
+                    *slot = (*slot).min((*index, reason));
+                }
+            }
+        }
+        for (advisory, (entry, reason)) in best {
+            let (Some(&severity), Some(vulnerability)) = (
+                severity.get(&advisory),
+                canonical_of_advisory.get(&advisory),
+            ) else {
+                continue;
+            };
+            let keys = keys_of.get(&(artifact, component));
+            let applicable: BTreeSet<_> = sets
+                .statements
+                .iter()
+                .filter(|(_, name, key, _, _)| {
+                    canonical_of_name.get(name.as_str()) == Some(vulnerability)
+                        && keys.is_some_and(|k| k.contains(key))
+                })
+                .map(|&(statement, _, _, order, status)| (order, statement, status))
+                .collect();
+            let vex = applicable
+                .last()
+                .map(|&(_, statement, status)| (statement, status));
+            let statuses: BTreeSet<_> = applicable.iter().map(|(_, _, s)| s.suppresses()).collect();
+            coverage.rows += 1;
+            coverage.vex_rows += usize::from(vex.is_some());
+            coverage.overrides += usize::from(statuses.len() > 1);
+            coverage.merged += usize::from(merged.contains(&advisory));
+            rows.insert(ImpactRow {
+                artifact,
+                advisory,
+                component,
+                package,
+                version,
+                vulnerability: vulnerability.clone(),
+                severity,
+                entry,
+                reason,
+                vex,
+                suppressed: vex.is_some_and(|(_, s)| s.suppresses()),
+            });
+        }
+    }
+    coverage.suppressed = rows.iter().filter(|r| r.suppressed).count();
+    (rows, coverage)
+}
+
+type Answers = (BTreeSet<(QueryId, Row)>, BTreeSet<(QueryId, ArtifactId)>);
+
+fn naive_answers(rows: &BTreeSet<Row>) -> Answers {
+    let mut row_answers = BTreeSet::new();
+    let mut package_answers = BTreeSet::new();
+    for (query, q) in queries() {
+        for row in rows {
+            match q {
+                Query::Advisory(a) if row.advisory == a => {
+                    row_answers.insert((query, row.clone()));
+                }
+                Query::Artifact(r) if row.artifact == r => {
+                    row_answers.insert((query, row.clone()));
+                }
+                Query::Package(p) if row.package == p => {
+                    package_answers.insert((query, row.artifact));
+                }
+                _ => {}
+            }
+        }
+    }
+    (row_answers, package_answers)
+}
+
+/// One window's output deltas, sorted.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Deltas {
+    rows: Vec<(Row, Diff)>,
+    row_answers: Vec<((QueryId, Row), Diff)>,
+    package_answers: Vec<((QueryId, ArtifactId), Diff)>,
+}
+
+fn take<D: Clone>(buffer: &recheck_dataflows::Captured<D>, window: Time) -> Vec<(D, Diff)> {
+    buffer
+        .borrow_mut()
+        .drain(..)
+        .map(|(datum, time, diff)| {
+            assert_eq!(time, window, "output outside its window");
+            (datum, diff)
+        })
+        .collect()
+}
+
+fn diff_into<D: differential_dataflow::Data>(
+    session: &mut differential_dataflow::input::InputSession<Time, D, Diff>,
+    old: &BTreeSet<D>,
+    new: &BTreeSet<D>,
+) {
+    for gone in old.difference(new) {
+        session.remove(gone.clone());
+    }
+    for added in new.difference(old) {
+        session.insert(added.clone());
+    }
+}
+
+/// Runs the windows (window 0 loads the queries, window `i + 1` applies `windows[i]`) and returns
+/// every window's deltas, merged over workers.
+fn run(workers: usize, windows: &[Vec<Op>]) -> Vec<Deltas> {
+    let windows = Arc::new(windows.to_vec());
+    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        let (mut inputs, capture) = worker.dataflow::<Time, _, _>(|scope| {
+            let (inputs, outputs) = build(scope, Toy);
+            (inputs, outputs.capture())
+        });
+        let feeds = worker.index() == 0;
+        let mut model = Model::default();
+        let mut previous = InputSets::default();
+        let mut out = Vec::new();
+        for window in 0..=windows.len() {
+            let time = window as Time;
+            if window > 0 {
+                for op in &windows[window - 1] {
+                    model.apply(op);
+                }
+            } else if feeds {
+                for query in queries() {
+                    inputs.queries.insert(query);
+                }
+            }
+            let next = model.inputs();
+            if feeds {
+                diff_into(&mut inputs.instances, &previous.instances, &next.instances);
+                diff_into(&mut inputs.versions, &previous.versions, &next.versions);
+                diff_into(&mut inputs.entries, &previous.entries, &next.entries);
+                diff_into(
+                    &mut inputs.severities,
+                    &previous.severities,
+                    &next.severities,
+                );
+                diff_into(&mut inputs.names, &previous.names, &next.names);
+                diff_into(
+                    &mut inputs.statements,
+                    &previous.statements,
+                    &next.statements,
+                );
+                diff_into(
+                    &mut inputs.product_keys,
+                    &previous.product_keys,
+                    &next.product_keys,
+                );
+            }
+            previous = next;
+            inputs.advance_to(time + 1);
+            inputs.flush();
+            worker.step_or_park_while(None, || capture.probe.less_than(&(time + 1)));
+            out.push(Deltas {
+                rows: take(&capture.rows, time),
+                row_answers: take(&capture.row_answers, time),
+                package_answers: take(&capture.package_answers, time),
+            });
+        }
+        out
+    })
+    .unwrap_or_else(|e| panic!("timely failed to start: {e}"));
+    let mut merged: Vec<Deltas> = Vec::new();
+    for result in guards.join() {
+        let per_worker = result.unwrap_or_else(|e| panic!("worker failed: {e}"));
+        merged.resize(per_worker.len(), Deltas::default());
+        for (all, mine) in merged.iter_mut().zip(per_worker) {
+            all.rows.extend(mine.rows);
+            all.row_answers.extend(mine.row_answers);
+            all.package_answers.extend(mine.package_answers);
+        }
+    }
+    for deltas in &mut merged {
+        deltas.rows.sort();
+        deltas.row_answers.sort();
+        deltas.package_answers.sort();
+    }
+    merged
+}
+
+/// Adds `deltas` into `state`, asserting they were already consolidated.
+fn accumulate<D: Ord + Clone + std::fmt::Debug>(
+    state: &mut BTreeMap<D, Diff>,
+    deltas: &[(D, Diff)],
+) {
+    for pair in deltas.windows(2) {
+        assert_ne!(pair[0].0, pair[1].0, "unconsolidated delta");
+    }
+    for (datum, diff) in deltas {
+        assert_ne!(*diff, 0);
+        let count = state.entry(datum.clone()).or_insert(0);
+        *count += diff;
+        if *count == 0 {
+            state.remove(datum);
+        }
+    }
+}
+
+fn as_set<D: Ord + Clone + std::fmt::Debug>(state: &BTreeMap<D, Diff>) -> BTreeSet<D> {
+    for (datum, count) in state {
+        assert_eq!(*count, 1, "multiplicity of {datum:?}");
+    }
+    state.keys().cloned().collect()
+}
+
+/// Replays `windows` on one worker, comparing accumulated outputs to `naive` after every window.
+fn check_against_naive(windows: &[Vec<Op>]) -> Coverage {
+    let deltas = run(1, windows);
+    assert_eq!(deltas.len(), windows.len() + 1);
+    let mut model = Model::default();
+    let mut rows = BTreeMap::new();
+    let mut row_answers = BTreeMap::new();
+    let mut package_answers = BTreeMap::new();
+    let mut coverage = Coverage::default();
+    for (window, delta) in deltas.iter().enumerate() {
+        let bumped = match window.checked_sub(1).map(|i| windows[i].as_slice()) {
+            Some([single]) => model.apply(single),
+            Some(ops) => {
+                for op in ops {
+                    model.apply(op);
+                }
+                None
+            }
+            None => None,
+        };
+        accumulate(&mut rows, &delta.rows);
+        accumulate(&mut row_answers, &delta.row_answers);
+        accumulate(&mut package_answers, &delta.package_answers);
+        let (expected, seen) = naive(&model.inputs());
+        coverage.add(seen);
+        assert_eq!(as_set(&rows), expected, "rows after window {window}");
+        let (expected_rows, expected_packages) = naive_answers(&expected);
+        assert_eq!(
+            as_set(&row_answers),
+            expected_rows,
+            "row answers after window {window}"
+        );
+        assert_eq!(
+            as_set(&package_answers),
+            expected_packages,
+            "package answers after {window}"
+        );
+        if let Some((artifact, component)) = bumped {
+            for (row, _) in &delta.rows {
+                assert_eq!(
+                    (row.artifact, row.component),
+                    (artifact, component),
+                    "bump leaked"
+                );
+            }
+            coverage.bumps_checked += 1;
+        }
+    }
+    coverage
+}
+
+/// Range bounds at and between the versions in use, so ranges often contain some of them.
+fn triple() -> impl Strategy<Value = Triple> {
+    prop_oneof![
+        Just((0, 0, 0)),
+        Just((1, 0, 0)),
+        Just((1, 2, 0)),
+        Just((1, 3, 0)),
+        Just((1, 4, 2)),
+        Just((2, 0, 0)),
+        Just((3, 0, 0)),
+    ]
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    (triple(), proptest::option::of(triple()))
+}
+
+fn advisory() -> impl Strategy<Value = Advisory> {
+    (
+        0..4u8,
+        proptest::collection::btree_set(0..ALIAS_POOL.len(), 0..3),
+        proptest::collection::vec((0..PACKAGES, spec()), 1..4),
+    )
+        .prop_map(|(severity, aliases, entries)| Advisory {
+            severity,
+            aliases,
+            entries,
+        })
+}
+
+fn status() -> impl Strategy<Value = VexStatus> {
+    (0..4u8).prop_map(|code| VexStatus::from_code(code).unwrap_or(VexStatus::Affected))
+}
+
+fn vex() -> impl Strategy<Value = Vex> {
+    let name = prop_oneof![
+        (0..ALIAS_POOL.len()).prop_map(|i| ALIAS_POOL[i].to_owned()),
+        (0..ADVISORIES).prop_map(own_name),
+    ];
+    let product = prop_oneof![
+        (0..PACKAGES).prop_map(|p| 100 + p),
+        (0..PACKAGES, 0..VERSION_TEXTS.len() as u64).prop_map(|(p, v)| 200 + p * 10 + v),
+        (0..ARTIFACTS).prop_map(|a| 300 + a),
+        (0..ARTIFACTS, 0..4u64).prop_map(|(a, c)| 400 + a * 10 + c),
+    ];
+    (
+        proptest::collection::btree_set(name, 1..3),
+        product,
+        (0..3i64, 0..2u64),
+        status(),
+    )
+        .prop_map(
+            |(names, product, (timestamp_nanos, sequence), status)| Vex {
+                names,
+                product,
+                order: Order {
+                    timestamp_nanos,
+                    sequence,
+                },
+                status,
+            },
+        )
+}
+
+fn sbom() -> impl Strategy<Value = Sbom> {
+    proptest::collection::btree_map(0..4u64, (0..PACKAGES, 0..VERSION_TEXTS.len() as u64), 1..5)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..ADVISORIES, advisory()).prop_map(|(id, a)| Op::SetAdvisory(id, a)),
+        1 => (0..ADVISORIES, 0..4u8).prop_map(|(id, s)| Op::SetSeverity(id, s)),
+        1 => (0..ADVISORIES).prop_map(Op::Withdraw),
+        2 => (0..STATEMENTS, vex()).prop_map(|(id, v)| Op::SetStatement(id, v)),
+        1 => (0..STATEMENTS).prop_map(Op::RetractStatement),
+        2 => (0..ARTIFACTS, sbom()).prop_map(|(id, s)| Op::ReplaceSbom(id, s)),
+        2 => (0..ARTIFACTS, 0..4usize, 0..VERSION_TEXTS.len() as u64)
+            .prop_map(|(id, i, v)| Op::BumpComponent(id, i, v)),
+    ]
+}
+
+/// A first window loading every SBOM, some advisories and statements, then random windows.
+fn windows(max: usize) -> impl Strategy<Value = Vec<Vec<Op>>> {
+    let load = (
+        proptest::collection::vec(sbom(), ARTIFACTS as usize),
+        proptest::collection::vec(advisory(), 3),
+        proptest::collection::vec(vex(), 3),
+    )
+        .prop_map(|(sboms, advisories, statements)| {
+            let sboms = (0..).zip(sboms).map(|(id, s)| Op::ReplaceSbom(id, s));
+            let advisories = (0..).zip(advisories).map(|(id, a)| Op::SetAdvisory(id, a));
+            let statements = (0..).zip(statements).map(|(id, v)| Op::SetStatement(id, v));
+            sboms
+                .chain(advisories)
+                .chain(statements)
+                .collect::<Vec<_>>()
+        });
+    let rest = proptest::collection::vec(
+        prop_oneof![
+            3 => op().prop_map(|op| vec![op]),
+            1 => proptest::collection::vec(op(), 2..4),
+        ],
+        1..max,
+    );
+    (load, rest).prop_map(|(load, mut rest)| {
+        rest.insert(0, load);
+        rest
+    })
+}
+
+/// A deterministic proptest run, so the printed coverage is reproducible and can be asserted.
+#[test]
+fn random_windows_match_naive_recomputation() {
+    let config = ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
+    let mut runner = TestRunner::new_with_rng(config, rng);
+    let total = std::cell::RefCell::new(Coverage::default());
+    let outcome = runner.run(&windows(14), |windows| {
+        total.borrow_mut().add(check_against_naive(&windows));
+        Ok(())
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+    let total = total.into_inner();
+    println!("random windows: {total:?}");
+    assert!(total.rows > 500, "{total:?}");
+    assert!(
+        total.vex_rows > 50 && total.suppressed > 20 && total.overrides > 10,
+        "{total:?}"
+    );
+    assert!(total.merged > 50 && total.bumps_checked > 20, "{total:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 8,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn two_workers_agree_with_one(windows in windows(10)) {
+        let one = run(1, &windows);
+        let two = run(2, &windows);
+        prop_assert_eq!(&one, &two);
+        prop_assert_eq!(run(2, &windows), two);
+    }
+}
+
+fn entry(package: PackageKey, introduced: Triple, fixed: Option<Triple>) -> (PackageKey, Spec) {
+    (package, (introduced, fixed))
+}
+
+/// A fixed scenario touching every rule: alias merge, severity edit, VEX override, SBOM bump.
+fn scenario() -> Vec<Vec<Op>> {
+    let log4j = Advisory {
+        severity: 3,
+        aliases: BTreeSet::from([0]),
+        entries: vec![
+            entry(0, (1, 0, 0), Some((1, 4, 0))),
+            entry(0, (0, 0, 0), None),
+        ],
+    };
+    let duplicate = Advisory {
+        severity: 2,
+        aliases: BTreeSet::from([2, 3]),
+        entries: vec![entry(0, (1, 2, 0), Some((2, 0, 0)))],
+    };
+    let not_affected = Vex {
+        names: BTreeSet::from(["PYSEC-7".to_owned()]),
+        product: 100,
+        order: Order {
+            timestamp_nanos: 1,
+            sequence: 0,
+        },
+        status: VexStatus::NotAffected,
+    };
+    let affected_later = Vex {
+        names: BTreeSet::from(["CVE-2024-0002".to_owned()]),
+        product: 300,
+        order: Order {
+            timestamp_nanos: 2,
+            sequence: 0,
+        },
+        status: VexStatus::Affected,
+    };
+    vec![
+        vec![Op::ReplaceSbom(
+            0,
+            BTreeMap::from([(0, (0, 1)), (1, (0, 2)), (2, (1, 1))]),
+        )],
+        vec![Op::SetAdvisory(0, log4j)],
+        vec![Op::SetAdvisory(1, duplicate.clone())],
+        vec![Op::SetStatement(0, not_affected)],
+        vec![Op::SetAdvisory(
+            1,
+            Advisory {
+                aliases: BTreeSet::from([0, 2, 3]),
+                ..duplicate
+            },
+        )],
+        vec![Op::SetSeverity(0, 1)],
+        vec![Op::SetStatement(1, affected_later)],
+        vec![Op::BumpComponent(0, 1, 3)],
+        vec![Op::RetractStatement(1)],
+        vec![Op::Withdraw(0)],
+    ]
+}
+
+#[test]
+fn scenario_matches_naive_and_bump_is_local() {
+    let windows = scenario();
+    let coverage = check_against_naive(&windows);
+    println!("scenario over {} windows: {coverage:?}", windows.len() + 1);
+    assert_eq!(coverage.bumps_checked, 1);
+    assert!(
+        coverage.rows > 10 && coverage.overrides > 0 && coverage.merged > 0,
+        "{coverage:?}"
+    );
+
+    let deltas = run(1, &windows);
+    // Window 3: without a CVE name the group is named by its smallest name.
+    assert!(deltas[3]
+        .rows
+        .iter()
+        .any(|(r, d)| *d == 1 && r.advisory == 1 && r.vulnerability == "ALSA-2024:0001"));
+    // Window 5 merges advisory 1 into CVE-2024-0002, whose PYSEC-7 statement now suppresses it.
+    assert!(deltas[5].rows.iter().any(|(r, d)| *d == 1
+        && r.advisory == 1
+        && r.vulnerability == "CVE-2024-0002"
+        && r.suppressed));
+    // Window 6 is a severity-only edit: every change is a retraction plus an insertion.
+    assert!(!deltas[6].rows.is_empty());
+    assert_eq!(
+        deltas[6].rows.iter().filter(|(_, d)| *d == 1).count() * 2,
+        deltas[6].rows.len()
+    );
+    // Window 7: the later `affected` statement overrides `not_affected` for artifact 0.
+    assert!(deltas[7]
+        .rows
+        .iter()
+        .any(|(r, d)| *d == 1 && r.vex == Some((1, VexStatus::Affected)) && !r.suppressed));
+}
+
+#[test]
+fn runs_are_deterministic() {
+    let windows = scenario();
+    let first = run(1, &windows);
+    assert_eq!(first, run(1, &windows));
+    assert_eq!(first, run(2, &windows));
+    assert!(first.iter().map(|d| d.rows.len()).sum::<usize>() > 10);
+}
