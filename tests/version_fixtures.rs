@@ -1,0 +1,224 @@
+//! Runs every version-ordering fixture in the shared corpus
+//! (`data/versions/*.txt`: `<a> <op> <b>` lines from OSV's own comparison
+//! fixtures) against the matching `Scheme`, prints a pass rate per file and
+//! per ecosystem, and fails unless every supported one is at 100%.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use recheck::versions::{sort_versions, Scheme};
+
+/// Fixture file stem (before `-versions`) to ecosystem name.
+fn ecosystem_of(file: &str) -> Option<&'static str> {
+    let stem = file.split("-versions").next()?;
+    Some(match stem {
+        "alpine" => "Alpine",
+        "cran" => "CRAN",
+        "debian" => "Debian",
+        "hackage" => "Hackage",
+        "maven" => "Maven",
+        "nuget" => "NuGet",
+        "packagist" => "Packagist",
+        "pub" => "Pub",
+        "pypi" => "PyPI",
+        "redhat" => "Red Hat",
+        "rubygems" => "RubyGems",
+        "semver" => "SemVer",
+        _ => return None,
+    })
+}
+
+fn scheme_of(ecosystem: &str) -> Option<Scheme> {
+    if ecosystem == "SemVer" {
+        Some(Scheme::SemVer)
+    } else {
+        Scheme::for_ecosystem(ecosystem)
+    }
+}
+
+fn versions_dir() -> Option<PathBuf> {
+    let dir = recheck::samples::shared_data_dir()?.join("versions");
+    dir.is_dir().then_some(dir)
+}
+
+fn skip_or_fail(what: &str) {
+    let msg = format!(
+        "SKIP: {what} not found; set RECHECK_SHARED_DIR to the shared corpus (e.g. RECHECK_SHARED_DIR=/work/shared)"
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg} (CI=true, so this is a failure)");
+    }
+    eprintln!("\n!!!!!!!!!!!!!!!!\n{msg}\n!!!!!!!!!!!!!!!!\n");
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    total: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn line(&self, name: &str) -> String {
+        let pct = if self.total == 0 {
+            100.0
+        } else {
+            self.passed as f64 * 100.0 / self.total as f64
+        };
+        format!("{name}: {}/{} ({pct:.2}%)", self.passed, self.total)
+    }
+}
+
+fn run_file(path: &Path, scheme: Scheme, tally: &mut Tally) {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("//") {
+            continue;
+        }
+        tally.total += 1;
+        let fields: Vec<&str> = trimmed.split(' ').collect();
+        let [a, op, b] = fields.as_slice() else {
+            tally.failures.push(format!(
+                "{}:{}: malformed line {line:?}",
+                path.display(),
+                n + 1
+            ));
+            continue;
+        };
+        let expected = match *op {
+            "<" => Ordering::Less,
+            "=" => Ordering::Equal,
+            ">" => Ordering::Greater,
+            _ => {
+                tally.failures.push(format!(
+                    "{}:{}: unknown operator {op:?}",
+                    path.display(),
+                    n + 1
+                ));
+                continue;
+            }
+        };
+        let forward = scheme.compare(a, b);
+        let backward = scheme.compare(b, a);
+        match (forward, backward) {
+            (Ok(f), Ok(r)) if f == expected && r == expected.reverse() => tally.passed += 1,
+            (f, r) => tally.failures.push(format!(
+                "{}:{}: {a} {op} {b}: got {f:?}, reversed {r:?}",
+                path.display(),
+                n + 1
+            )),
+        }
+    }
+}
+
+#[test]
+fn every_fixture_file_orders_correctly() {
+    let Some(dir) = versions_dir() else {
+        skip_or_fail("data/versions");
+        return;
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixture files in {}", dir.display());
+
+    let mut per_ecosystem: BTreeMap<&str, Tally> = BTreeMap::new();
+    let mut unsupported = Vec::new();
+    println!("version fixtures in {}:", dir.display());
+    for path in &files {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some((ecosystem, scheme)) =
+            ecosystem_of(&name).and_then(|e| scheme_of(e).map(|s| (e, s)))
+        else {
+            unsupported.push(name);
+            continue;
+        };
+        let mut tally = Tally::default();
+        run_file(path, scheme, &mut tally);
+        println!("  {}", tally.line(&name));
+        let total = per_ecosystem.entry(ecosystem).or_default();
+        total.passed += tally.passed;
+        total.total += tally.total;
+        total.failures.append(&mut tally.failures);
+    }
+    println!("per ecosystem:");
+    let mut failed = Vec::new();
+    for (ecosystem, tally) in &per_ecosystem {
+        println!("  {}", tally.line(ecosystem));
+        if tally.passed != tally.total || tally.total == 0 {
+            failed.push(*ecosystem);
+            for f in tally.failures.iter().take(25) {
+                println!("    FAIL {f}");
+            }
+        }
+    }
+    for name in &unsupported {
+        println!("  {name}: no ecosystem for this file (not run)");
+    }
+    assert!(
+        unsupported.is_empty(),
+        "fixture files without an ecosystem: {unsupported:?}"
+    );
+    assert!(failed.is_empty(), "ecosystems below 100%: {failed:?}");
+}
+
+/// Sorting the versions of a fixture file must agree with its `<` lines:
+/// a cheap check that `Ord` is consistent across many values at once.
+#[test]
+fn sort_versions_agrees_with_less_than_lines() {
+    let Some(dir) = versions_dir() else {
+        skip_or_fail("data/versions");
+        return;
+    };
+    for (file, scheme) in [
+        ("debian-versions-generated.txt", Scheme::Dpkg),
+        ("pypi-versions-generated.txt", Scheme::Pep440),
+        ("maven-versions-generated.txt", Scheme::Maven),
+    ] {
+        let text = std::fs::read_to_string(dir.join(file))
+            .unwrap_or_else(|e| panic!("reading {file}: {e}"));
+        let pairs: Vec<(String, String)> = text
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                match f.as_slice() {
+                    [a, "<", b] => Some((a.to_string(), b.to_string())),
+                    _ => None,
+                }
+            })
+            .collect();
+        assert!(pairs.len() > 1000, "{file}: only {} `<` lines", pairs.len());
+        let mut all: Vec<String> = pairs
+            .iter()
+            .flat_map(|(a, b)| [a.clone(), b.clone()])
+            .collect();
+        all.sort();
+        all.dedup();
+        let (sorted, errors) = sort_versions(scheme, &all);
+        assert!(errors.is_empty(), "{file}: {errors:?}");
+        let position: BTreeMap<&str, usize> = sorted
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.as_str(), i))
+            .collect();
+        let bad = pairs
+            .iter()
+            .filter(|(a, b)| position.get(a.as_str()) >= position.get(b.as_str()))
+            .count();
+        println!(
+            "{file}: {} versions sorted, {} `<` pairs, {bad} out of order",
+            sorted.len(),
+            pairs.len()
+        );
+        assert_eq!(bad, 0, "{file}");
+    }
+}
