@@ -182,7 +182,7 @@ fn sort_versions_agrees_with_less_than_lines() {
     for (file, scheme) in [
         ("debian-versions-generated.txt", Scheme::Dpkg),
         ("pypi-versions-generated.txt", Scheme::Pep440),
-        ("maven-versions-generated.txt", Scheme::Maven),
+        ("rubygems-versions-generated.txt", Scheme::RubyGems),
     ] {
         let text = std::fs::read_to_string(dir.join(file))
             .unwrap_or_else(|e| panic!("reading {file}: {e}"));
@@ -196,7 +196,7 @@ fn sort_versions_agrees_with_less_than_lines() {
                 }
             })
             .collect();
-        assert!(pairs.len() > 1000, "{file}: only {} `<` lines", pairs.len());
+        assert!(pairs.len() > 500, "{file}: only {} `<` lines", pairs.len());
         let mut all: Vec<String> = pairs
             .iter()
             .flat_map(|(a, b)| [a.clone(), b.clone()])

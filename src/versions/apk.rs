@@ -19,7 +19,7 @@ struct Part {
     digits: Box<str>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) struct ApkVersion {
     original: Box<str>,
     invalid: bool,
@@ -210,11 +210,7 @@ impl Ord for ApkVersion {
     }
 }
 
-impl PartialOrd for ApkVersion {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+super::order_from_ord!(ApkVersion);
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 
 use super::num::{cmp_padded, Num};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) struct CranVersion {
     parts: Vec<Num>,
 }
@@ -28,11 +28,7 @@ impl Ord for CranVersion {
     }
 }
 
-impl PartialOrd for CranVersion {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+super::order_from_ord!(CranVersion);
 
 #[cfg(test)]
 mod tests {

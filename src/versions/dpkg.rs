@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 
 use super::num::Num;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) struct DpkgVersion {
     epoch: Num,
     upstream: Box<str>,
@@ -101,11 +101,7 @@ impl Ord for DpkgVersion {
     }
 }
 
-impl PartialOrd for DpkgVersion {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+super::order_from_ord!(DpkgVersion);
 
 #[cfg(test)]
 mod tests {

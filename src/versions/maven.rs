@@ -26,7 +26,7 @@ struct Token {
     value: Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) struct MavenVersion {
     tokens: Vec<Token>,
 }
@@ -155,11 +155,7 @@ impl Ord for MavenVersion {
     }
 }
 
-impl PartialOrd for MavenVersion {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+super::order_from_ord!(MavenVersion);
 
 /// Splits one `.`/`-`-delimited piece at digit/non-digit transitions.
 fn pieces(raw: &str) -> Vec<(&str, bool)> {

@@ -8,6 +8,27 @@
 //! entries with them. The rules follow the ecosystems' own specifications
 //! as OSV applies them (its published comparison fixtures are the tests).
 
+/// Equality and `PartialOrd` derived from a type's `Ord`, so that "equal"
+/// always means "same position in the ecosystem's order" (`1.0 == 1.0.0`).
+macro_rules! order_from_ord {
+    ($t:ty) => {
+        impl PartialOrd for $t {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl PartialEq for $t {
+            fn eq(&self, other: &Self) -> bool {
+                self.cmp(other) == std::cmp::Ordering::Equal
+            }
+        }
+
+        impl Eq for $t {}
+    };
+}
+use order_from_ord;
+
 mod apk;
 mod cran;
 mod dpkg;
@@ -53,7 +74,13 @@ pub struct VersionError {
 
 /// A version parsed under one scheme. Comparisons are meaningful only
 /// between versions of the same scheme (versions of different schemes order
-/// by scheme, so that `Ord` stays total).
+/// by scheme).
+///
+/// Some ecosystems' own orders are not transitive for unusual strings
+/// (Maven's `ComparableVersion`, e.g. `1 > 1.0.0.alpha10 > 1-incubating > 1`;
+/// apk's fractional parts and invalid versions), and `Version` reproduces
+/// them. Sort with [`stable_sort_by`], which never panics, rather than
+/// `slice::sort`, which may panic on such input.
 #[derive(Debug, Clone)]
 pub struct Version {
     scheme: Scheme,
@@ -99,19 +126,7 @@ impl Ord for Version {
     }
 }
 
-impl PartialOrd for Version {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Version {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Version {}
+order_from_ord!(Version);
 
 impl Scheme {
     /// Scheme of an OSV ecosystem (its base name before `:`); `None` if unknown.
@@ -190,6 +205,46 @@ impl Scheme {
     }
 }
 
+/// Stable merge sort that tolerates comparators which are not a total order
+/// (it then yields some permutation instead of panicking).
+pub fn stable_sort_by<T>(items: &mut Vec<T>, mut cmp: impl FnMut(&T, &T) -> Ordering) {
+    let n = items.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut merged: Vec<usize> = Vec::with_capacity(n);
+    let mut width = 1;
+    while width < n {
+        merged.clear();
+        for run in order.chunks(2 * width) {
+            let (left, right) = run.split_at(width.min(run.len()));
+            let (mut l, mut r) = (left.iter().peekable(), right.iter().peekable());
+            while let (Some(&&a), Some(&&b)) = (l.peek(), r.peek()) {
+                // Taking from the right only when strictly less keeps it stable.
+                let right_first = match (items.get(a), items.get(b)) {
+                    (Some(x), Some(y)) => cmp(y, x) == Ordering::Less,
+                    _ => false,
+                };
+                if right_first {
+                    merged.push(b);
+                    r.next();
+                } else {
+                    merged.push(a);
+                    l.next();
+                }
+            }
+            merged.extend(l);
+            merged.extend(r);
+        }
+        std::mem::swap(&mut order, &mut merged);
+        width *= 2;
+    }
+    let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
+    items.extend(
+        order
+            .iter()
+            .filter_map(|&i| slots.get_mut(i).and_then(Option::take)),
+    );
+}
+
 /// Stable ascending sort of the versions that parse (equal versions keep
 /// their input order), and the errors of those that do not, in input order.
 pub fn sort_versions(scheme: Scheme, lines: &[String]) -> (Vec<String>, Vec<VersionError>) {
@@ -201,7 +256,7 @@ pub fn sort_versions(scheme: Scheme, lines: &[String]) -> (Vec<String>, Vec<Vers
             Err(e) => errors.push(e),
         }
     }
-    parsed.sort_by(|a, b| a.0.cmp(&b.0));
+    stable_sort_by(&mut parsed, |a, b| a.0.cmp(&b.0));
     (
         parsed.into_iter().map(|(_, line)| line.clone()).collect(),
         errors,
@@ -253,6 +308,30 @@ mod tests {
         assert_eq!(sorted, ["1.0.0-rc.1", "1.0.0", "v1.2", "1.2.0", "1.10.0"]);
         let bad: Vec<&str> = errors.iter().map(|e| e.version.as_str()).collect();
         assert_eq!(bad, ["nope", ""]);
+    }
+
+    #[test]
+    fn stable_sort_survives_maven_cycles() {
+        let lines: Vec<String> = ["1.0.0.Alpha10", "1-incubating", "1", "1.0.0.Alpha10", "0.9"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let m = |v: &str| Scheme::Maven.parse(v).ok();
+        // The cycle is Maven's own: 1 > 1.0.0.alpha10 > 1-incubating > 1.
+        assert!(m("1") > m("1.0.0.Alpha10"));
+        assert!(m("1.0.0.Alpha10") > m("1-incubating"));
+        assert!(m("1-incubating") > m("1"));
+        let (sorted, errors) = sort_versions(Scheme::Maven, &lines);
+        assert!(errors.is_empty());
+        assert_eq!(sorted.len(), lines.len());
+        assert_eq!(sorted.first().map(String::as_str), Some("0.9"));
+
+        let mut numbers = vec![5, 3, 9, 1, 3, 7, 2, 8, 3, 0, 6];
+        stable_sort_by(&mut numbers, |a: &i32, b: &i32| a.cmp(b));
+        assert_eq!(numbers, [0, 1, 2, 3, 3, 3, 5, 6, 7, 8, 9]);
+        let mut pairs = vec![(1, 'a'), (0, 'b'), (1, 'c'), (0, 'd')];
+        stable_sort_by(&mut pairs, |a, b| a.0.cmp(&b.0));
+        assert_eq!(pairs, [(0, 'b'), (0, 'd'), (1, 'a'), (1, 'c')]);
     }
 
     #[test]

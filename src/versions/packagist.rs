@@ -14,7 +14,7 @@ enum Part {
     Word(Box<str>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) struct PackagistVersion {
     parts: Vec<Part>,
 }
@@ -117,11 +117,7 @@ impl Ord for PackagistVersion {
     }
 }
 
-impl PartialOrd for PackagistVersion {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+super::order_from_ord!(PackagistVersion);
 
 #[cfg(test)]
 mod tests {

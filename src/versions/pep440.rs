@@ -7,13 +7,13 @@ use std::cmp::Ordering;
 
 use super::num::{cmp_padded, Num};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) enum Pep440Version {
     Legacy(Vec<Box<str>>),
     Modern(Modern),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) struct Modern {
     epoch: Num,
     release: Vec<Num>,
@@ -47,7 +47,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn peek_at(&self, offset: usize) -> Option<u8> {
-        self.rest().bytes().nth(offset)
+        self.rest().as_bytes().get(offset).copied()
     }
 
     fn digits(&mut self) -> Option<Num> {
@@ -262,11 +262,7 @@ impl Ord for Modern {
     }
 }
 
-impl PartialOrd for Modern {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+super::order_from_ord!(Modern);
 
 impl Ord for Pep440Version {
     fn cmp(&self, other: &Self) -> Ordering {
@@ -279,11 +275,7 @@ impl Ord for Pep440Version {
     }
 }
 
-impl PartialOrd for Pep440Version {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+super::order_from_ord!(Pep440Version);
 
 #[cfg(test)]
 mod tests {

@@ -20,7 +20,7 @@
 
 use std::cmp::Ordering;
 
-use super::{Scheme, Version};
+use super::{stable_sort_by, Scheme, Version};
 use crate::model::{AffectedPackage, MatchReason, RangeEvent, RangeKind};
 
 /// Result of evaluating one version against one affected entry.
@@ -131,7 +131,9 @@ fn compile_range(index: usize, scheme: Scheme, events: &[RangeEvent]) -> Option<
     if !compiled.iter().any(|e| e.kind == Kind::Introduced) {
         return None;
     }
-    compiled.sort_by(|a, b| a.bound.cmp(&b.bound).then(a.kind.cmp(&b.kind)));
+    stable_sort_by(&mut compiled, |a, b| {
+        a.bound.cmp(&b.bound).then(a.kind.cmp(&b.kind))
+    });
     Some(CompiledRange {
         index,
         events: compiled,
@@ -213,7 +215,7 @@ impl CompiledAffected {
                 .collect(),
             _ => Vec::new(),
         };
-        listed_parsed.sort();
+        stable_sort_by(&mut listed_parsed, Version::cmp);
         listed_parsed.dedup();
         CompiledAffected {
             entry: entry_index,

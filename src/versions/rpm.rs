@@ -9,7 +9,7 @@
 
 use std::cmp::Ordering;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) struct RpmVersion {
     epoch: Box<str>,
     version: Box<str>,
@@ -135,11 +135,7 @@ impl Ord for RpmVersion {
     }
 }
 
-impl PartialOrd for RpmVersion {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+super::order_from_ord!(RpmVersion);
 
 #[cfg(test)]
 mod tests {

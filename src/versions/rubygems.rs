@@ -14,7 +14,7 @@ enum Segment {
     Num(Num),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) struct GemVersion {
     segments: Vec<Segment>,
 }
@@ -93,11 +93,7 @@ impl Ord for GemVersion {
     }
 }
 
-impl PartialOrd for GemVersion {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+super::order_from_ord!(GemVersion);
 
 #[cfg(test)]
 mod tests {

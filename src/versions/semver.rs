@@ -42,7 +42,7 @@ enum Ident {
     Text(Box<str>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) struct SemverVersion {
     parts: Vec<Num>,
     /// Empty for a release (which sorts after all of its pre-releases).
@@ -147,14 +147,10 @@ impl Ord for SemverVersion {
     }
 }
 
-impl PartialOrd for SemverVersion {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+super::order_from_ord!(SemverVersion);
 
 /// Hackage (Haskell PVP): only numeric parts; `1.0 < 1.0.0`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) struct HackageVersion {
     parts: Vec<Num>,
 }
@@ -173,11 +169,7 @@ impl Ord for HackageVersion {
     }
 }
 
-impl PartialOrd for HackageVersion {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+super::order_from_ord!(HackageVersion);
 
 #[cfg(test)]
 mod tests {
