@@ -482,4 +482,201 @@ mod tests {
             RangeMatch::Affected(_)
         ));
     }
+
+    /// `affected[]` of a real advisory in the shared corpus, built by hand
+    /// from its JSON (the OSV parser lives elsewhere), or `None` with a loud
+    /// SKIP when the corpus is absent (a failure when `CI=true`).
+    fn real_affected(rel: &str) -> Option<Vec<AffectedPackage>> {
+        let Some(dir) = crate::samples::shared_data_dir() else {
+            let msg = format!("SKIP {rel}: shared corpus not found; set RECHECK_SHARED_DIR");
+            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{msg}");
+            eprintln!("!!!! {msg}");
+            return None;
+        };
+        let path = dir.join(rel);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let doc: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let str_of =
+            |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+        let affected = doc
+            .get("affected")
+            .and_then(|a| a.as_array())
+            .cloned()
+            .unwrap_or_default();
+        Some(
+            affected
+                .iter()
+                .map(|a| {
+                    let package = a.get("package").cloned().unwrap_or_default();
+                    let ranges = a
+                        .get("ranges")
+                        .and_then(|r| r.as_array())
+                        .cloned()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|r| AffectedRange {
+                            kind: match str_of(r, "type").as_deref() {
+                                Some("SEMVER") => RangeKind::Semver,
+                                Some("ECOSYSTEM") => RangeKind::Ecosystem,
+                                _ => RangeKind::Git,
+                            },
+                            repo: str_of(r, "repo"),
+                            events: r
+                                .get("events")
+                                .and_then(|e| e.as_array())
+                                .cloned()
+                                .unwrap_or_default()
+                                .iter()
+                                .filter_map(|e| {
+                                    let (k, v) = e.as_object()?.iter().next()?;
+                                    let v = v.as_str()?.to_owned();
+                                    Some(match k.as_str() {
+                                        "introduced" => RangeEvent::Introduced(v),
+                                        "fixed" => RangeEvent::Fixed(v),
+                                        "last_affected" => RangeEvent::LastAffected(v),
+                                        _ => RangeEvent::Limit(v),
+                                    })
+                                })
+                                .collect(),
+                        })
+                        .collect();
+                    AffectedPackage {
+                        ecosystem: str_of(&package, "ecosystem").unwrap_or_default(),
+                        name: str_of(&package, "name").unwrap_or_default(),
+                        purl: str_of(&package, "purl"),
+                        ranges,
+                        versions: a
+                            .get("versions")
+                            .and_then(|v| v.as_array())
+                            .map(|v| {
+                                v.iter()
+                                    .filter_map(|x| x.as_str().map(str::to_owned))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        severity: Vec::new(),
+                        ecosystem_specific: None,
+                        database_specific: None,
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn real_pypi_advisory_django() {
+        // PYSEC-2019-16: django, ECOSYSTEM [0, 1.11.27) and [2.2, 2.2.9), plus versions[].
+        let Some(affected) = real_affected("osv/pypi/PYSEC-2019-16.json") else {
+            return;
+        };
+        let [django] = affected.as_slice() else {
+            panic!("expected one affected entry, got {}", affected.len());
+        };
+        assert_eq!(django.name, "django");
+        let mut ranges_only = django.clone();
+        ranges_only.versions.clear();
+        let c = CompiledAffected::new(&ranges_only, 0);
+        assert!(c.is_ordered());
+        assert_eq!(c.unusable_ranges(), 0);
+        assert_eq!(
+            range_reason(&c.matches("2.2.8")),
+            Some((0, "2.2".into(), Some("fixed: 2.2.9".into())))
+        );
+        assert_eq!(
+            range_reason(&c.matches("1.11.26")),
+            Some((0, "0".into(), Some("fixed: 1.11.27".into())))
+        );
+        for not_affected in ["2.2.9", "1.11.27", "2.0", "2.2rc1", "3.0", "2.2.10"] {
+            assert_eq!(
+                c.matches(not_affected),
+                RangeMatch::NotAffected,
+                "{not_affected}"
+            );
+        }
+        // Same version, other PEP 440 spellings.
+        assert!(matches!(c.matches("2.2.8.0"), RangeMatch::Affected(_)));
+        assert_eq!(c.matches("2.2.9.0"), RangeMatch::NotAffected);
+
+        // The list alone (as for an unordered ecosystem) still finds listed versions.
+        let c = CompiledAffected::new(django, 0);
+        let listed_only = AffectedPackage {
+            ranges: Vec::new(),
+            ..django.clone()
+        };
+        let l = CompiledAffected::new(&listed_only, 7);
+        assert_eq!(
+            l.matches("1.8b2"),
+            RangeMatch::Affected(MatchReason::Listed { entry: 7 })
+        );
+        assert_eq!(l.matches("2.2.9"), RangeMatch::NotAffected);
+        // Every listed version is also inside the ranges.
+        for v in &django.versions {
+            assert!(
+                matches!(
+                    c.matches(v),
+                    RangeMatch::Affected(MatchReason::Range { .. })
+                ),
+                "{v}"
+            );
+        }
+
+        // The same advisory with `last_affected` in place of `fixed` (the
+        // corpus has none): the named version is included, the next is not.
+        let mut last_affected = ranges_only.clone();
+        for range in &mut last_affected.ranges {
+            for event in &mut range.events {
+                if *event == RangeEvent::Fixed("2.2.9".into()) {
+                    *event = RangeEvent::LastAffected("2.2.8".into());
+                }
+            }
+        }
+        let c = CompiledAffected::new(&last_affected, 0);
+        assert_eq!(
+            range_reason(&c.matches("2.2.8")),
+            Some((0, "2.2".into(), Some("last_affected: 2.2.8".into())))
+        );
+        assert_eq!(c.matches("2.2.8.post1"), RangeMatch::NotAffected);
+        assert_eq!(c.matches("2.2.9"), RangeMatch::NotAffected);
+    }
+
+    #[test]
+    fn real_crates_advisory_with_several_pairs() {
+        // RUSTSEC-2023-0001 (tokio): [1.7.0, 1.18.4), [1.19.0, 1.20.3), [1.21.0, 1.23.1).
+        let Some(affected) = real_affected("osv/crates/RUSTSEC-2023-0001.json") else {
+            return;
+        };
+        let Some(tokio) = affected.first() else {
+            panic!("no affected entry");
+        };
+        assert_eq!(tokio.ecosystem, "crates.io");
+        let c = CompiledAffected::new(tokio, 0);
+        assert_eq!(c.unusable_ranges(), 0);
+        for v in [
+            "1.7.0",
+            "1.18.3",
+            "1.19.0",
+            "1.20.2",
+            "1.21.0",
+            "1.23.0",
+            "1.23.1-alpha.1",
+        ] {
+            assert!(matches!(c.matches(v), RangeMatch::Affected(_)), "{v}");
+        }
+        for v in [
+            "1.6.9",
+            "1.18.4",
+            "1.18.5",
+            "1.20.3",
+            "1.23.1",
+            "1.24.0",
+            "1.7.0-rc.1",
+        ] {
+            assert_eq!(c.matches(v), RangeMatch::NotAffected, "{v}");
+        }
+        assert_eq!(
+            range_reason(&c.matches("1.20.0")),
+            Some((0, "1.19.0".into(), Some("fixed: 1.20.3".into())))
+        );
+    }
 }
