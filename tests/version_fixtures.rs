@@ -49,7 +49,13 @@ fn skip_or_fail(what: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{msg} (CI=true, so this is a failure)");
     }
-    eprintln!("\n!!!!!!!!!!!!!!!!\n{msg}\n!!!!!!!!!!!!!!!!\n");
+    // Straight to the stderr handle: the harness would swallow `eprintln!`
+    // of a passing test, and a skip must be seen.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!!!!!!!!!!!!!!\n{msg}\n!!!!!!!!!!!!!!!!"
+    );
 }
 
 #[derive(Default)]
@@ -220,5 +226,152 @@ fn sort_versions_agrees_with_less_than_lines() {
             pairs.len()
         );
         assert_eq!(bad, 0, "{file}");
+    }
+}
+
+/// The `affected[]` entries of one OSV JSON file, built from the JSON by
+/// hand (the OSV parser is not this file's subject).
+fn affected_of(doc: &serde_json::Value) -> Vec<recheck::model::AffectedPackage> {
+    use recheck::model::{AffectedPackage, AffectedRange, RangeEvent, RangeKind};
+    let str_of =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    let array = |v: &serde_json::Value, k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_array())
+            .cloned()
+            .unwrap_or_default()
+    };
+    array(doc, "affected")
+        .iter()
+        .map(|a| {
+            let package = a.get("package").cloned().unwrap_or_default();
+            AffectedPackage {
+                ecosystem: str_of(&package, "ecosystem").unwrap_or_default(),
+                name: str_of(&package, "name").unwrap_or_default(),
+                purl: str_of(&package, "purl"),
+                ranges: array(a, "ranges")
+                    .iter()
+                    .map(|r| AffectedRange {
+                        kind: match str_of(r, "type").as_deref() {
+                            Some("SEMVER") => RangeKind::Semver,
+                            Some("ECOSYSTEM") => RangeKind::Ecosystem,
+                            _ => RangeKind::Git,
+                        },
+                        repo: str_of(r, "repo"),
+                        events: array(r, "events")
+                            .iter()
+                            .filter_map(|e| {
+                                let (k, v) = e.as_object()?.iter().next()?;
+                                let v = v.as_str()?.to_owned();
+                                Some(match k.as_str() {
+                                    "introduced" => RangeEvent::Introduced(v),
+                                    "fixed" => RangeEvent::Fixed(v),
+                                    "last_affected" => RangeEvent::LastAffected(v),
+                                    _ => RangeEvent::Limit(v),
+                                })
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                versions: array(a, "versions")
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                severity: Vec::new(),
+                ecosystem_specific: None,
+                database_specific: None,
+            }
+        })
+        .collect()
+}
+
+/// Over every real advisory in the corpus: each range's own `introduced`
+/// versions are inside it and its `fixed` versions are not; for PyPI, whose
+/// `versions[]` OSV fills in from the ECOSYSTEM ranges, every listed version
+/// is inside some range.
+#[test]
+fn real_advisories_agree_with_their_own_events() {
+    use recheck::model::{RangeEvent, RangeKind};
+    use recheck::versions::{CompiledAffected, RangeMatch};
+    let Some(osv) = recheck::samples::shared_data_dir().map(|d| d.join("osv")) else {
+        skip_or_fail("data/osv");
+        return;
+    };
+    for corpus in ["pypi", "crates"] {
+        let dir = osv.join(corpus);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        let (mut advisories, mut events, mut listed, mut unusable) = (0, 0, 0, 0);
+        let mut failures = Vec::new();
+        for path in &files {
+            let text =
+                std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let doc: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            advisories += 1;
+            for (i, entry) in affected_of(&doc).iter().enumerate() {
+                let whole = CompiledAffected::new(entry, i);
+                unusable += whole.unusable_ranges();
+                for range in entry.ranges.iter().filter(|r| r.kind != RangeKind::Git) {
+                    let mut single = entry.clone();
+                    single.versions.clear();
+                    single.ranges = vec![range.clone()];
+                    let c = CompiledAffected::new(&single, i);
+                    // `introduced: X` with `fixed: X` in the same range is an
+                    // empty interval (PYSEC-2022-42972 has one; OSV's own
+                    // versions[] confirms 0.13.x is not affected there).
+                    let fixed_at =
+                        |v: &String| range.events.contains(&RangeEvent::Fixed(v.clone()));
+                    for event in &range.events {
+                        let (v, want) = match event {
+                            RangeEvent::Introduced(v) if v != "0" && !fixed_at(v) => (v, true),
+                            RangeEvent::Fixed(v) => (v, false),
+                            _ => continue,
+                        };
+                        events += 1;
+                        if matches!(c.matches(v), RangeMatch::Affected(_)) != want {
+                            failures
+                                .push(format!("{}: {event:?} affected != {want}", path.display()));
+                        }
+                    }
+                }
+                if corpus == "pypi" {
+                    let mut ranges_only = entry.clone();
+                    ranges_only.versions.clear();
+                    let c = CompiledAffected::new(&ranges_only, i);
+                    for v in &entry.versions {
+                        listed += 1;
+                        if c.matches(v) == RangeMatch::NotAffected {
+                            failures.push(format!(
+                                "{}: listed {v} is outside the ranges",
+                                path.display()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        println!(
+            "osv/{corpus}: {advisories} advisories, {events} range events checked, {listed} listed versions checked, {unusable} unusable ranges, {} failures",
+            failures.len()
+        );
+        for f in failures.iter().take(20) {
+            println!("  FAIL {f}");
+        }
+        assert!(
+            advisories > 100,
+            "osv/{corpus}: only {advisories} advisories"
+        );
+        assert!(events > 100, "osv/{corpus}: only {events} events");
+        assert_eq!(unusable, 0, "osv/{corpus}: unusable ranges");
+        assert!(
+            failures.is_empty(),
+            "osv/{corpus}: {} failures",
+            failures.len()
+        );
     }
 }

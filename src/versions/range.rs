@@ -490,7 +490,8 @@ mod tests {
         let Some(dir) = crate::samples::shared_data_dir() else {
             let msg = format!("SKIP {rel}: shared corpus not found; set RECHECK_SHARED_DIR");
             assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{msg}");
-            eprintln!("!!!! {msg}");
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "!!!! {msg}");
             return None;
         };
         let path = dir.join(rel);
@@ -678,5 +679,29 @@ mod tests {
             range_reason(&c.matches("1.20.0")),
             Some((0, "1.19.0".into(), Some("fixed: 1.20.3".into())))
         );
+    }
+
+    #[test]
+    fn real_pypi_advisory_with_empty_interval() {
+        // PYSEC-2022-42972 writes [0.13.0, 0.14.0rc1) and [0.12.2, 0.13.0) in
+        // one range; sorted, `introduced: 0.13.0` meets `fixed: 0.13.0`, an
+        // empty interval. OSV's own versions[] stops at 0.12.6, and so do we.
+        let Some(affected) = real_affected("osv/pypi/PYSEC-2022-42972.json") else {
+            return;
+        };
+        let Some(entry) = affected.first() else {
+            panic!("no affected entry");
+        };
+        let mut ranges_only = entry.clone();
+        ranges_only.versions.clear();
+        let c = CompiledAffected::new(&ranges_only, 0);
+        assert_eq!(
+            range_reason(&c.matches("0.12.6")),
+            Some((0, "0.12.2".into(), Some("fixed: 0.13.0".into())))
+        );
+        for v in ["0.13.0", "0.13.5", "0.14.0rc1", "0.12.1"] {
+            assert_eq!(c.matches(v), RangeMatch::NotAffected, "{v}");
+        }
+        assert!(!entry.versions.iter().any(|v| v.starts_with("0.13")));
     }
 }
