@@ -334,6 +334,43 @@ mod tests {
         assert_eq!(pairs, [(0, 'b'), (0, 'd'), (1, 'a'), (1, 'c')]);
     }
 
+    const ALL: [Scheme; 14] = [
+        Scheme::SemVer,
+        Scheme::Go,
+        Scheme::Pep440,
+        Scheme::Maven,
+        Scheme::RubyGems,
+        Scheme::NuGet,
+        Scheme::Packagist,
+        Scheme::Pub,
+        Scheme::Hex,
+        Scheme::Dpkg,
+        Scheme::Rpm,
+        Scheme::Apk,
+        Scheme::Cran,
+        Scheme::Hackage,
+    ];
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_and_comparing_never_panic(
+            a in "[0-9a-zA-Z.~^:+_!*# -]{0,12}|\\PC{0,8}",
+            b in "[0-9a-zA-Z.~^:+_!*# -]{0,12}|\\PC{0,8}",
+        ) {
+            for scheme in ALL {
+                let pa = scheme.parse(&a);
+                let pb = scheme.parse(&b);
+                if let (Ok(x), Ok(y)) = (&pa, &pb) {
+                    proptest::prop_assert_eq!(x.cmp(y), y.cmp(x).reverse());
+                    proptest::prop_assert_eq!(x.cmp(x), Ordering::Equal);
+                }
+                let lines = vec![a.clone(), b.clone(), a.clone()];
+                let (sorted, errors) = sort_versions(scheme, &lines);
+                proptest::prop_assert_eq!(sorted.len() + errors.len(), 3);
+            }
+        }
+    }
+
     #[test]
     fn compare_reports_which_side_failed() {
         let err = Scheme::Cran.compare("1.0", "1.0a");
