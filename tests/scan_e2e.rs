@@ -143,11 +143,10 @@ fn demo_terminates_and_explains() {
     assert!(text.contains("AFFECTED   PYSEC-2022-213"), "{text}");
 }
 
-#[test]
-fn version_order_sorts_and_reports_bad_lines() {
+fn version_order(ecosystem: &str, input: &str) -> std::process::Output {
     use std::io::Write;
     let mut child = recheck()
-        .args(["version-order", "--ecosystem", "PyPI"])
+        .args(["version-order", "--ecosystem", ecosystem])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -157,15 +156,38 @@ fn version_order_sorts_and_reports_bad_lines() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(b"1.10\n1.2rc1\nnot a version!\n1.2\n1.0.post1\n")
+        .write_all(input.as_bytes())
         .expect("write");
-    let out = child.wait_with_output().expect("wait");
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn version_order_sorts_in_ecosystem_order() {
+    let out = version_order("PyPI", "1.10\n1.2rc1\n1.2\n1.0.post1\n1.0\n");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1.0\n1.0.post1\n1.2rc1\n1.2\n1.10\n"
+    );
+    let out = version_order("Debian:12", "1:1.0\n2.0~rc1\n2.0\n1.9-3\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1.9-3\n2.0~rc1\n2.0\n1:1.0\n"
+    );
+}
+
+#[test]
+fn version_order_reports_bad_lines_and_exits_2() {
+    let out = version_order("crates.io", "1.10.0\n1.2.0-rc.1\nnot a version\n1.2.0\n0.9.1\n");
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "1.0.post1\n1.2rc1\n1.2\n1.10\n"
+        "0.9.1\n1.2.0-rc.1\n1.2.0\n1.10.0\n"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a version!"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a version"));
+    let unknown = version_order("NoSuchEcosystem", "1\n");
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no known version order"));
 }
 
 #[test]

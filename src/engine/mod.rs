@@ -19,7 +19,6 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 
-use differential_dataflow::input::InputSession;
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
 use timely::dataflow::ProbeHandle;
 use timely::{CommunicationConfig, WorkerConfig};
@@ -151,7 +150,7 @@ pub struct Engine {
     commands: mpsc::Sender<Command>,
     worker0: Thread,
     deltas: mpsc::Receiver<WindowDeltas>,
-    guards: Option<timely::WorkerGuards<()>>,
+    guards: Option<timely::communication::WorkerGuards<()>>,
     catalog: Catalog,
     pending: Updates,
     last_window: Option<u64>,
@@ -211,7 +210,7 @@ fn worker_main(
     let buffer: std::rc::Rc<std::cell::RefCell<Vec<(Row, u64, df::Diff)>>> = Default::default();
     let sink = buffer.clone();
     let mut probe = ProbeHandle::new();
-    let mut inputs: Option<Inputs> = Some(worker.dataflow::<u64, _, _>(|scope| {
+    let inputs: Inputs = worker.dataflow::<u64, _, _>(|scope| {
         let (inputs, outputs) = df::build(scope.clone(), VersionEvaluator::default());
         outputs
             .rows
@@ -220,11 +219,11 @@ fn worker_main(
             .inspect(move |update| sink.borrow_mut().push(update.clone()))
             .probe_with(&mut probe);
         inputs
-    }));
+    });
     if !leader {
         // Followers never feed input; dropping their sessions lets the
         // frontier follow the leader's.
-        inputs = None;
+        drop(inputs);
         while !probe.done() {
             worker.step_or_park(None);
         }
@@ -235,6 +234,7 @@ fn worker_main(
         return;
     };
     let _ = thread_tx.send(std::thread::current());
+    let mut inputs = Some(inputs);
     let mut open: std::collections::VecDeque<u64> = Default::default();
     'run: loop {
         loop {
@@ -398,9 +398,13 @@ pub struct ClosedWindow {
 /// process 0 shuts down.
 pub fn run_follower(config: &EngineConfig) -> Result<(), EngineError> {
     let timely_config = config.timely()?;
-    let none = || Arc::new(Mutex::new(None));
     let guards = timely::execute(timely_config, move |worker| {
-        worker_main(worker, none(), none(), none())
+        worker_main(
+            worker,
+            Arc::new(Mutex::new(None)),
+            Arc::new(Mutex::new(None)),
+            Arc::new(Mutex::new(None)),
+        )
     })
     .map_err(EngineError::Start)?;
     drop(guards);

@@ -1,0 +1,347 @@
+//! The incremental engine against the reference matcher.
+//!
+//! A property test drives random sequences of advisory inserts, edits
+//! (ranges, severity, aliases), withdrawals, VEX changes and SBOM replacements
+//! through the engine, window by window; after every window the accumulated
+//! deltas must equal `scan` recomputed from scratch on the current inputs.
+//! Advisories are real (bundled samples plus, when present, part of the shared
+//! corpus); SBOMs come from the seeded fleet generator over real versions.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use recheck::engine::record::{InputRecord, LogEntry};
+use recheck::engine::{Engine, EngineConfig};
+use recheck::fleet::{self, Corpus, FleetShape};
+use recheck::formats;
+use recheck::model::{
+    Advisory, Finding, RangeEvent, Sbom, Scope, Severity, VexProduct, VexStatement, VexStatus,
+};
+use recheck::scan::scan;
+
+struct Pools {
+    advisories: Vec<Advisory>,
+    corpus: Corpus,
+    names: Vec<String>,
+}
+
+fn pools() -> Pools {
+    let mut paths = vec![recheck::samples::bundled_dir().join("advisories")];
+    if let Some(data) = recheck::samples::shared_data_dir() {
+        paths.push(data.join("osv/pypi"));
+    }
+    let report = formats::load::load(&paths, formats::osv::parse_advisory);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    // Keep the proptest affordable: the samples and a slice of the corpus.
+    let advisories: Vec<Advisory> = report
+        .items
+        .into_iter()
+        .map(|(_, a)| a)
+        .enumerate()
+        .filter(|(i, a)| *i < 40 || a.id.starts_with("RUSTSEC") || a.withdrawn.is_some())
+        .map(|(_, a)| a)
+        .collect();
+    let corpus = Corpus::from_documents(&advisories, &[]);
+    let mut names: Vec<String> = advisories
+        .iter()
+        .flat_map(|a| a.names().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    names.sort();
+    names.dedup();
+    Pools {
+        advisories,
+        corpus,
+        names,
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    PutAdvisory(usize),
+    /// Replace an advisory with a copy whose first range event moved to
+    /// another real version string.
+    EditRange(usize, usize),
+    /// Same advisory, different severity vector.
+    EditSeverity(usize, bool),
+    /// Give an advisory an alias of another one: merges their groups.
+    AddAlias(usize, usize),
+    Withdraw(usize),
+    RemoveAdvisory(usize),
+    PutSbom(usize, u64),
+    RemoveSbom(usize),
+    PutVex(usize, Vec<(usize, usize, u8, u8)>),
+    RemoveVex(usize),
+    Close,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => any::<usize>().prop_map(Op::PutAdvisory),
+        2 => (any::<usize>(), any::<usize>()).prop_map(|(a, v)| Op::EditRange(a, v)),
+        1 => (any::<usize>(), any::<bool>()).prop_map(|(a, c)| Op::EditSeverity(a, c)),
+        1 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::AddAlias(a, b)),
+        1 => any::<usize>().prop_map(Op::Withdraw),
+        1 => any::<usize>().prop_map(Op::RemoveAdvisory),
+        4 => (0usize..6, any::<u64>()).prop_map(|(i, s)| Op::PutSbom(i, s)),
+        1 => (0usize..6).prop_map(Op::RemoveSbom),
+        3 => (0usize..3, prop::collection::vec((any::<usize>(), any::<usize>(), 0u8..4, 0u8..3), 1..4))
+            .prop_map(|(d, s)| Op::PutVex(d, s)),
+        1 => (0usize..3).prop_map(Op::RemoveVex),
+        3 => Just(Op::Close),
+    ]
+}
+
+/// The inputs as they stand, for the naive recomputation.
+#[derive(Default)]
+struct State {
+    advisories: BTreeMap<String, Advisory>,
+    sboms: BTreeMap<String, Sbom>,
+    /// document → (seq of its latest put, statements)
+    vex: BTreeMap<String, (u64, Vec<VexStatement>)>,
+}
+
+impl State {
+    fn expected(&self) -> Vec<Finding> {
+        let advisories: Vec<Advisory> = self.advisories.values().cloned().collect();
+        let sboms: Vec<Sbom> = self.sboms.values().cloned().collect();
+        let mut docs: Vec<&(u64, Vec<VexStatement>)> = self.vex.values().collect();
+        docs.sort_by_key(|(seq, _)| *seq);
+        let vex: Vec<VexStatement> = docs.into_iter().flat_map(|(_, s)| s.clone()).collect();
+        scan(&advisories, &sboms, &vex).findings
+    }
+}
+
+const SHAPE: FleetShape = FleetShape {
+    instances: 6 * 12,
+    components_per_artifact: 12,
+    tenants: 2,
+    seed: 7,
+};
+
+fn sbom_variant(pools: &Pools, index: usize, seed: u64) -> Sbom {
+    let mut sbom = fleet::artifact(&pools.corpus, &SHAPE, index);
+    // Replace one component's version: an SBOM update that changes one thing.
+    if seed % 3 != 0 && !sbom.components.is_empty() {
+        let i = (seed as usize / 3) % sbom.components.len();
+        let c = &sbom.components[i];
+        if let Some(p) = pools
+            .corpus
+            .packages
+            .iter()
+            .find(|p| Some(&p.package) == c.package.as_ref() && Some(&p.ecosystem) == c.ecosystem.as_ref())
+        {
+            let v = &p.versions[(seed as usize / 7) % p.versions.len()];
+            sbom.components[i] = fleet::component(p, v);
+            sbom.components.sort();
+        }
+    }
+    sbom
+}
+
+fn run_ops(pools: &Pools, ops: &[Op], config: &EngineConfig) -> Vec<Vec<Finding>> {
+    let mut engine = Engine::start(config).expect("engine starts");
+    let mut state = State::default();
+    let mut accumulated: BTreeMap<Finding, isize> = BTreeMap::new();
+    let mut seq = 0u64;
+    let mut window = 0u64;
+    let mut per_window = Vec::new();
+    let n_adv = pools.advisories.len();
+    let mut ops = ops.to_vec();
+    ops.push(Op::Close);
+    for op in ops {
+        let record = match op {
+            Op::PutAdvisory(i) => InputRecord::Advisory {
+                advisory: pools.advisories[i % n_adv].clone(),
+            },
+            Op::EditRange(i, v) => {
+                let mut a = pools.advisories[i % n_adv].clone();
+                let versions: Vec<&String> = pools
+                    .corpus
+                    .packages
+                    .iter()
+                    .flat_map(|p| p.versions.iter())
+                    .collect();
+                if let Some(ev) = a
+                    .affected
+                    .iter_mut()
+                    .flat_map(|e| e.ranges.iter_mut())
+                    .flat_map(|r| r.events.iter_mut())
+                    .find(|e| matches!(e, RangeEvent::Fixed(_)))
+                {
+                    *ev = RangeEvent::Fixed(versions[v % versions.len()].clone());
+                }
+                InputRecord::Advisory { advisory: a }
+            }
+            Op::EditSeverity(i, critical) => {
+                let mut a = pools.advisories[i % n_adv].clone();
+                let vector = if critical {
+                    "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+                } else {
+                    "CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N"
+                };
+                a.severity = vec![Severity {
+                    kind: "CVSS_V3".into(),
+                    vector: vector.into(),
+                    computed: formats::cvss::score("CVSS_V3", vector),
+                }];
+                a.affected.iter_mut().for_each(|e| e.severity.clear());
+                InputRecord::Advisory { advisory: a }
+            }
+            Op::AddAlias(i, j) => {
+                let mut a = pools.advisories[i % n_adv].clone();
+                let other = &pools.advisories[j % n_adv];
+                a.aliases.push(other.id.clone());
+                a.aliases.sort();
+                a.aliases.dedup();
+                InputRecord::Advisory { advisory: a }
+            }
+            Op::Withdraw(i) => {
+                let mut a = pools.advisories[i % n_adv].clone();
+                a.withdrawn = Some("2026-01-01T00:00:00Z".into());
+                InputRecord::Advisory { advisory: a }
+            }
+            Op::RemoveAdvisory(i) => InputRecord::AdvisoryRemoved {
+                id: pools.advisories[i % n_adv].id.clone(),
+            },
+            Op::PutSbom(i, s) => {
+                let sbom = sbom_variant(pools, i, s);
+                InputRecord::Sbom {
+                    tenant: recheck::scan::tenant_of(&sbom).to_string(),
+                    sbom,
+                }
+            }
+            Op::RemoveSbom(i) => {
+                let sbom = fleet::artifact(&pools.corpus, &SHAPE, i);
+                InputRecord::ArtifactRemoved {
+                    tenant: recheck::scan::tenant_of(&sbom).to_string(),
+                    artifact: sbom.artifact.id,
+                }
+            }
+            Op::PutVex(d, specs) => {
+                let statements = specs
+                    .into_iter()
+                    .map(|(name, target, status, ts)| {
+                        let sbom = fleet::artifact(&pools.corpus, &SHAPE, target % 6);
+                        let product = match (target / 6) % 3 {
+                            0 => VexProduct::Artifact(sbom.artifact.id.clone()),
+                            _ => VexProduct::Purl(
+                                sbom.components[(target / 18) % sbom.components.len()]
+                                    .purl
+                                    .clone()
+                                    .unwrap_or_default(),
+                            ),
+                        };
+                        VexStatement {
+                            vulnerability: pools.names[name % pools.names.len()].clone(),
+                            aliases: vec![],
+                            product,
+                            subcomponent: None,
+                            status: [
+                                VexStatus::NotAffected,
+                                VexStatus::Affected,
+                                VexStatus::Fixed,
+                                VexStatus::UnderInvestigation,
+                            ][status as usize],
+                            justification: Some("component_not_present".into()),
+                            impact_statement: None,
+                            timestamp: Some(format!("2026-0{}-01T00:00:00Z", ts + 1)),
+                            source: format!("doc-{d}"),
+                            scope: Scope::Tenant(format!("tenant-{}", (target % 6) % 2)),
+                        }
+                    })
+                    .collect();
+                InputRecord::Vex {
+                    scope: Scope::Global,
+                    document: format!("doc-{d}"),
+                    statements,
+                }
+            }
+            Op::RemoveVex(d) => InputRecord::VexRemoved {
+                scope: Scope::Global,
+                document: format!("doc-{d}"),
+            },
+            Op::Close => {
+                window += 1;
+                InputRecord::WindowClosed { window }
+            }
+        };
+        // Mirror the record in the naive state.
+        match &record {
+            InputRecord::Advisory { advisory } => {
+                state.advisories.insert(advisory.id.clone(), advisory.clone());
+            }
+            InputRecord::AdvisoryRemoved { id } => {
+                state.advisories.remove(id);
+            }
+            InputRecord::Sbom { sbom, .. } => {
+                state.sboms.insert(sbom.artifact.id.clone(), sbom.clone());
+            }
+            InputRecord::ArtifactRemoved { artifact, .. } => {
+                state.sboms.remove(artifact);
+            }
+            InputRecord::Vex {
+                document,
+                statements,
+                ..
+            } => {
+                state.vex.insert(document.clone(), (seq, statements.clone()));
+            }
+            InputRecord::VexRemoved { document, .. } => {
+                state.vex.remove(document);
+            }
+            _ => {}
+        }
+        let closed = engine
+            .apply(&LogEntry { seq, record })
+            .expect("engine applies");
+        seq += 1;
+        if let Some(closed) = closed {
+            for (f, d) in closed.findings {
+                *accumulated.entry(f).or_default() += d;
+            }
+            accumulated.retain(|_, d| *d != 0);
+            assert!(
+                accumulated.values().all(|d| *d == 1),
+                "every accumulated finding has multiplicity 1"
+            );
+            let got: Vec<Finding> = accumulated.keys().cloned().collect();
+            assert_eq!(got, state.expected(), "window {window}");
+            per_window.push(got);
+        }
+    }
+    engine.shutdown();
+    per_window
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_equals_full_recomputation_after_every_window(ops in prop::collection::vec(op(), 1..30)) {
+        let pools = pools();
+        run_ops(&pools, &ops, &EngineConfig::default());
+    }
+}
+
+#[test]
+fn two_workers_agree_with_one() {
+    let pools = pools();
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    for _ in 0..4 {
+        let ops = prop::collection::vec(op(), 5..25)
+            .new_tree(&mut runner)
+            .expect("ops")
+            .current();
+        let one = run_ops(&pools, &ops, &EngineConfig::default());
+        let two = run_ops(
+            &pools,
+            &ops,
+            &EngineConfig {
+                workers: 2,
+                ..EngineConfig::default()
+            },
+        );
+        assert_eq!(one, two);
+    }
+}
