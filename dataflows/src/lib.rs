@@ -173,17 +173,21 @@ pub struct ImpactRow<R> {
 
 /// The input sessions of one worker's copy of the dataflow.
 ///
-/// Updates may be fed through any worker; every worker must advance its sessions.
+/// Updates may be fed through any worker; every worker must advance its sessions. Inputs are
+/// sets: insert a row once, retract it with `remove` of the identical row; an edit is a
+/// retraction plus an insertion in the same window.
 pub struct Inputs<S: ExchangeData> {
-    /// Component instances of artifacts.
+    /// Component instances of artifacts; a component has one (package, version).
     pub instances: InputSession<Time, Instance, Diff>,
-    /// Version texts (only those of versions in use are ever evaluated).
+    /// Version texts (only those of versions in use are ever evaluated). Keep one text per
+    /// (package, version); with several, the smallest matching (entry, reason) over them wins.
     pub versions: InputSession<Time, VersionText, Diff>,
     /// Affected entries of advisories.
     pub entries: InputSession<Time, Entry<S>, Diff>,
-    /// Advisory severities.
+    /// Advisory severities; an advisory without one yields no rows.
     pub severities: InputSession<Time, AdvisorySeverity, Diff>,
-    /// Advisory ids and aliases.
+    /// Advisory ids and aliases; an advisory without any (send at least its own id) yields no
+    /// rows.
     pub names: InputSession<Time, AdvisoryName, Diff>,
     /// VEX statements.
     pub statements: InputSession<Time, Statement, Diff>,
@@ -286,6 +290,11 @@ fn row<R: Clone>(
 }
 
 /// Builds the whole impact dataflow in `scope` and returns its input sessions and outputs.
+///
+/// Call once per worker inside `worker.dataflow::<Time, _, _>(..)`, with the same evaluator
+/// semantics on every worker. Stateful arrangements: instances by (package, version), product
+/// keys by instance, entries by package, version texts in use, vulnerability labels, findings,
+/// and the rows by advisory, by artifact and (distinct artifacts) by package.
 pub fn build<'scope, E: RangeEvaluator>(
     scope: Scope<'scope, Time>,
     evaluator: E,
