@@ -19,6 +19,7 @@ use std::hash::Hash;
 use std::rc::Rc;
 
 use differential_dataflow::input::{Input, InputSession};
+use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::Iterate;
 use differential_dataflow::{ExchangeData, VecCollection};
 use serde::{Deserialize, Serialize};
@@ -172,17 +173,21 @@ pub struct ImpactRow<R> {
 
 /// The input sessions of one worker's copy of the dataflow.
 ///
-/// Updates may be fed through any worker; every worker must advance its sessions.
+/// Updates may be fed through any worker; every worker must advance its sessions. Inputs are
+/// sets: insert a row once, retract it with `remove` of the identical row; an edit is a
+/// retraction plus an insertion in the same window.
 pub struct Inputs<S: ExchangeData> {
-    /// Component instances of artifacts.
+    /// Component instances of artifacts; a component has one (package, version).
     pub instances: InputSession<Time, Instance, Diff>,
-    /// Version texts (only those of versions in use are ever evaluated).
+    /// Version texts (only those of versions in use are ever evaluated). Keep one text per
+    /// (package, version); with several, the smallest matching (entry, reason) over them wins.
     pub versions: InputSession<Time, VersionText, Diff>,
     /// Affected entries of advisories.
     pub entries: InputSession<Time, Entry<S>, Diff>,
-    /// Advisory severities.
+    /// Advisory severities; an advisory without one yields no rows.
     pub severities: InputSession<Time, AdvisorySeverity, Diff>,
-    /// Advisory ids and aliases.
+    /// Advisory ids and aliases; an advisory without any (send at least its own id) yields no
+    /// rows.
     pub names: InputSession<Time, AdvisoryName, Diff>,
     /// VEX statements.
     pub statements: InputSession<Time, Statement, Diff>,
@@ -285,6 +290,11 @@ fn row<R: Clone>(
 }
 
 /// Builds the whole impact dataflow in `scope` and returns its input sessions and outputs.
+///
+/// Call once per worker inside `worker.dataflow::<Time, _, _>(..)`, with the same evaluator
+/// semantics on every worker. Stateful arrangements: instances by (package, version), product
+/// keys by instance, entries by package, version texts in use, vulnerability labels, findings,
+/// and the rows by advisory, by artifact and (distinct artifacts) by package.
 pub fn build<'scope, E: RangeEvaluator>(
     scope: Scope<'scope, Time>,
     evaluator: E,
@@ -299,10 +309,9 @@ pub fn build<'scope, E: RangeEvaluator>(
     let (queries_in, queries) = scope.new_collection::<(QueryId, Query), Diff>();
 
     // 1. Evaluate each entry once per distinct version in use, not once per instance.
-    let instances_by_version = instances
-        .clone()
-        .map(|(artifact, component, package, version)| ((package, version), (artifact, component)))
-        .arrange_by_key();
+    let instances_by_version = compact::arrange(instances.clone().map(
+        |(artifact, component, package, version)| ((package, version), (artifact, component)),
+    ));
     let versions_in_use = instances
         .map(|(_, _, package, version)| (package, version))
         .distinct();
@@ -409,22 +418,34 @@ pub fn build<'scope, E: RangeEvaluator>(
         );
 
     // 3. VEX: the latest statement naming the group and targeting one of the instance's keys.
-    let latest_statements = statements
+    // Product keys are indexed by instance (keys shared per instance) and only expanded for
+    // instances with findings, so the per-key index scales with findings, not instances.
+    let statements_by_target = statements
         .map(|(statement, name, product, order, status)| {
             (name, (statement, product, order, status))
         })
         .join_map(
             name_labels,
             |_, &(statement, product, order, status), vulnerability| {
-                (product, (vulnerability.clone(), order, statement, status))
+                ((vulnerability.clone(), product), (order, statement, status))
             },
-        )
+        );
+    let finding_targets = findings
+        .clone()
+        .map(|((artifact, component, vulnerability), _)| ((artifact, component), vulnerability))
+        .join_core(
+            compact::arrange(
+                product_keys.map(|(artifact, component, product)| ((artifact, component), product)),
+            ),
+            |&instance, vulnerability, &product| Some(((vulnerability.clone(), product), instance)),
+        );
+    let latest_statements = statements_by_target
         .join_map(
-            product_keys.map(|(artifact, component, product)| (product, (artifact, component))),
-            |_, (vulnerability, order, statement, status), &(artifact, component)| {
+            finding_targets,
+            |(vulnerability, _), &(order, statement, status), &(artifact, component)| {
                 (
                     (artifact, component, vulnerability.clone()),
-                    (*order, *statement, *status),
+                    (order, statement, status),
                 )
             },
         )
@@ -556,5 +577,54 @@ impl<'scope, R: ExchangeData> Outputs<'scope, R> {
             package_answers: sink(self.package_answers, &self.probe),
             probe: self.probe,
         }
+    }
+}
+
+/// Arrangements for instance-scale collections that do not keep unused update capacity.
+///
+/// The stock builder reserves time and diff slots for every update, but stores only one for a
+/// run of identical `(time, diff)` pairs; a freshly loaded SBOM fleet is exactly such a run, so
+/// without this the reservation (16 bytes per update) lingers until the batch is next merged.
+mod compact {
+    use std::marker::PhantomData;
+
+    use differential_dataflow::batcher::merge::chunker::ContainerChunker;
+    use differential_dataflow::batcher::merge::vec::VecMerger;
+    use differential_dataflow::batcher::merge::{MergeBatcher, Sealer};
+    use differential_dataflow::trace::implementations::ord_neu::OrdValBatch;
+    use differential_dataflow::trace::implementations::{ValBuilder, ValSpine, Vector};
+    use differential_dataflow::{ExchangeData, Hashable, VecCollection};
+
+    use super::{Arranged, Diff, Time, TraceAgent};
+
+    type Update<K, V> = ((K, V), Time, Diff);
+
+    pub(crate) struct ShrinkingSealer<K, V>(PhantomData<(K, V)>);
+
+    impl<K: ExchangeData, V: ExchangeData> Sealer<Vec<Update<K, V>>> for ShrinkingSealer<K, V> {
+        type Output = OrdValBatch<Vector<Update<K, V>>>;
+        fn seal(chain: &mut Vec<Vec<Update<K, V>>>) -> Option<Self::Output> {
+            let mut batch = <ValBuilder<K, V, Time, Diff> as Sealer<_>>::seal(chain)?;
+            batch.storage.upds.times.shrink_to_fit();
+            batch.storage.upds.diffs.shrink_to_fit();
+            Some(batch)
+        }
+    }
+
+    type Batcher<K, V> = MergeBatcher<
+        ContainerChunker<Vec<Update<K, V>>>,
+        VecMerger<(K, V), Time, Diff>,
+        ShrinkingSealer<K, V>,
+    >;
+
+    /// `arrange_by_key`, with batches trimmed to the updates they hold.
+    pub(crate) fn arrange<'scope, K, V>(
+        collection: VecCollection<'scope, Time, (K, V), Diff>,
+    ) -> Arranged<'scope, TraceAgent<ValSpine<K, V, Time, Diff>>>
+    where
+        K: ExchangeData + Hashable,
+        V: ExchangeData,
+    {
+        collection.arrange::<Batcher<K, V>, ValSpine<K, V, Time, Diff>>(Batcher::new)
     }
 }

@@ -87,6 +87,8 @@ enum Op {
     ReplaceSbom(ArtifactId, Sbom),
     /// Re-submits the artifact's SBOM with one component (chosen by index) at another version.
     BumpComponent(ArtifactId, usize, VersionId),
+    /// Withdraws a live query or re-issues a withdrawn one (chosen by index).
+    ToggleQuery(usize),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -94,6 +96,8 @@ struct Model {
     advisories: BTreeMap<AdvisoryId, Advisory>,
     statements: BTreeMap<StatementId, Vex>,
     sboms: BTreeMap<ArtifactId, Sbom>,
+    /// Queries the caller has withdrawn (all others are live).
+    withdrawn_queries: BTreeSet<QueryId>,
 }
 
 impl Model {
@@ -120,6 +124,13 @@ impl Model {
             Op::ReplaceSbom(id, sbom) => {
                 self.sboms.insert(*id, sbom.clone());
             }
+            Op::ToggleQuery(index) => {
+                let all = queries();
+                let (query, _) = all[index % all.len()];
+                if !self.withdrawn_queries.remove(&query) {
+                    self.withdrawn_queries.insert(query);
+                }
+            }
             Op::BumpComponent(id, index, version) => {
                 let sbom = self.sboms.get_mut(id)?;
                 let position = index % sbom.len().max(1);
@@ -135,7 +146,13 @@ impl Model {
     }
 
     fn inputs(&self) -> InputSets {
-        let mut sets = InputSets::default();
+        let mut sets = InputSets {
+            queries: queries()
+                .into_iter()
+                .filter(|(query, _)| !self.withdrawn_queries.contains(query))
+                .collect(),
+            ..InputSets::default()
+        };
         for package in 0..PACKAGES {
             for (version, text) in VERSION_TEXTS.iter().enumerate() {
                 sets.versions
@@ -195,6 +212,7 @@ struct InputSets {
     names: BTreeSet<AdvisoryName>,
     statements: BTreeSet<Statement>,
     product_keys: BTreeSet<InstanceProductKey>,
+    queries: BTreeSet<(QueryId, Query)>,
 }
 
 fn queries() -> Vec<(QueryId, Query)> {
@@ -353,19 +371,19 @@ fn naive(sets: &InputSets) -> (BTreeSet<Row>, Coverage) {
 
 type Answers = (BTreeSet<(QueryId, Row)>, BTreeSet<(QueryId, ArtifactId)>);
 
-fn naive_answers(rows: &BTreeSet<Row>) -> Answers {
+fn naive_answers(rows: &BTreeSet<Row>, queries: &BTreeSet<(QueryId, Query)>) -> Answers {
     let mut row_answers = BTreeSet::new();
     let mut package_answers = BTreeSet::new();
-    for (query, q) in queries() {
+    for &(query, ref q) in queries {
         for row in rows {
             match q {
-                Query::Advisory(a) if row.advisory == a => {
+                Query::Advisory(a) if row.advisory == *a => {
                     row_answers.insert((query, row.clone()));
                 }
-                Query::Artifact(r) if row.artifact == r => {
+                Query::Artifact(r) if row.artifact == *r => {
                     row_answers.insert((query, row.clone()));
                 }
-                Query::Package(p) if row.package == p => {
+                Query::Package(p) if row.package == *p => {
                     package_answers.insert((query, row.artifact));
                 }
                 _ => {}
@@ -426,10 +444,6 @@ fn run(workers: usize, windows: &[Vec<Op>]) -> Vec<Deltas> {
                 for op in &windows[window - 1] {
                     model.apply(op);
                 }
-            } else if feeds {
-                for query in queries() {
-                    inputs.queries.insert(query);
-                }
             }
             let next = model.inputs();
             if feeds {
@@ -452,6 +466,7 @@ fn run(workers: usize, windows: &[Vec<Op>]) -> Vec<Deltas> {
                     &previous.product_keys,
                     &next.product_keys,
                 );
+                diff_into(&mut inputs.queries, &previous.queries, &next.queries);
             }
             previous = next;
             inputs.advance_to(time + 1);
@@ -532,10 +547,11 @@ fn check_against_naive(windows: &[Vec<Op>]) -> Coverage {
         accumulate(&mut rows, &delta.rows);
         accumulate(&mut row_answers, &delta.row_answers);
         accumulate(&mut package_answers, &delta.package_answers);
-        let (expected, seen) = naive(&model.inputs());
+        let sets = model.inputs();
+        let (expected, seen) = naive(&sets);
         coverage.add(seen);
         assert_eq!(as_set(&rows), expected, "rows after window {window}");
-        let (expected_rows, expected_packages) = naive_answers(&expected);
+        let (expected_rows, expected_packages) = naive_answers(&expected, &sets.queries);
         assert_eq!(
             as_set(&row_answers),
             expected_rows,
@@ -638,6 +654,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..ARTIFACTS, sbom()).prop_map(|(id, s)| Op::ReplaceSbom(id, s)),
         2 => (0..ARTIFACTS, 0..4usize, 0..VERSION_TEXTS.len() as u64)
             .prop_map(|(id, i, v)| Op::BumpComponent(id, i, v)),
+        1 => (0..16usize).prop_map(Op::ToggleQuery),
     ]
 }
 
