@@ -2,6 +2,7 @@
 //! and only wires library pieces together.
 
 mod backfill;
+mod bench;
 mod demo;
 mod engine_args;
 mod inputs;
@@ -33,6 +34,8 @@ enum Command {
     /// Load advisories, SBOMs and VEX through the incremental engine as one
     /// window; prints the same findings, byte for byte, as `scan`.
     Backfill(backfill::BackfillArgs),
+    /// Measure the engine against its baselines; prints one JSON document.
+    Bench(bench::BenchArgs),
     /// Sort versions read from stdin (one per line) in an ecosystem's order.
     VersionOrder(version_order::VersionOrderArgs),
 }
@@ -42,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Backfill(args) => backfill::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::VersionOrder(args) => version_order::run(args),
     }
 }

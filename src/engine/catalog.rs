@@ -19,7 +19,7 @@ use super::ids;
 use super::record::InputRecord;
 use crate::model::{
     Advisory, AffectedRange, Finding, FindingStatus, MatchReason, Rating, Sbom, Scope,
-    VexStatement, VexStatus,
+    VexProduct, VexStatement, VexStatus,
 };
 use crate::scan::{component_identity, parse_timestamp, product};
 
@@ -34,14 +34,7 @@ pub struct EntrySpec {
 }
 
 /// A VEX statement row as the dataflow takes it: one per name it gives.
-pub type StatementRow = (
-    df::StatementId,
-    String,
-    df::ProductKey,
-    Option<df::ProductKey>,
-    df::Order,
-    df::VexStatus,
-);
+pub type StatementRow = df::Statement;
 
 /// ± updates for every input collection, produced by one or more records.
 #[derive(Debug, Default)]
@@ -369,15 +362,27 @@ impl Catalog {
                     .unwrap_or(i64::MIN),
                 sequence: (seq << 24) | i as u64,
             };
-            let pk = ids::product_key(&pk);
-            let sub = sub.map(|s| ids::product_key(&s));
+            // A statement on a package (a purl product without subcomponent) is
+            // matched from the component side; everything else names an artifact.
+            let target = match (&st.product, &sub) {
+                (VexProduct::Purl(_), Some(package)) if st.subcomponent.is_none() => {
+                    df::Target::Package {
+                        scope: ids::product_key(&pk),
+                        package: ids::product_key(package),
+                    }
+                }
+                _ => df::Target::Artifact {
+                    artifact: ids::product_key(&pk),
+                    sub: sub.as_deref().map(ids::product_key),
+                },
+            };
             let mut names: Vec<&str> = std::iter::once(st.vulnerability.as_str())
                 .chain(st.aliases.iter().map(String::as_str))
                 .collect();
             names.sort();
             names.dedup();
             for n in names {
-                rows.push((id, n.to_string(), pk, sub, order, df_status(st.status)));
+                rows.push((id, n.to_string(), target, order, df_status(st.status)));
             }
             self.statements.insert(
                 id,

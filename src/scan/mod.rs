@@ -92,68 +92,79 @@ pub struct ScanReport {
     pub stats: ScanStats,
 }
 
-/// Match every component of every SBOM against every advisory and apply VEX.
-/// `vex` is in input order: later statements win ties on timestamp.
-pub fn scan(advisories: &[Advisory], sboms: &[Sbom], vex: &[VexStatement]) -> ScanReport {
-    let mut stats = ScanStats {
-        advisories: advisories.len(),
-        vex_statements: vex.len(),
-        ..ScanStats::default()
-    };
-    let live: Vec<&Advisory> = advisories
-        .iter()
-        .filter(|a| {
-            let withdrawn = a.withdrawn.is_some();
-            stats.withdrawn += usize::from(withdrawn);
-            !withdrawn
-        })
-        .collect();
-    let vulns = VulnerabilityIndex::build(live.iter().copied());
-    stats.vulnerabilities = vulns.len();
+/// The reference matcher's indexes over advisories and VEX statements, built
+/// once and then applied to any number of SBOMs.
+pub struct Matcher<'a> {
+    vulns: VulnerabilityIndex,
+    /// (ecosystem, package) → [(advisory, compiled entry)], entries in order.
+    by_package: BTreeMap<(&'a str, &'a str), Vec<(&'a Advisory, CompiledAffected)>>,
+    /// product key → (statement position, subcomponent key).
+    by_key: BTreeMap<String, Vec<(usize, Option<String>)>>,
+    vex: &'a [VexStatement],
+    orders: Vec<(i64, u64)>,
+    /// Counters about the advisories and statements.
+    pub stats: ScanStats,
+}
 
-    // (ecosystem, package) → [(advisory, compiled entry)], entries in order.
-    let mut by_package: BTreeMap<(&str, &str), Vec<(&Advisory, CompiledAffected)>> =
-        BTreeMap::new();
-    for adv in &live {
-        for (i, entry) in adv.affected.iter().enumerate() {
-            stats.affected_entries += 1;
-            let compiled = CompiledAffected::new(entry, i);
-            if !compiled.is_ordered() {
-                *stats
-                    .unordered_entries
-                    .entry(entry.ecosystem.clone())
-                    .or_default() += 1;
+impl<'a> Matcher<'a> {
+    /// `vex` is in input order: later statements win ties on timestamp.
+    pub fn new(advisories: &'a [Advisory], vex: &'a [VexStatement]) -> Matcher<'a> {
+        let mut stats = ScanStats {
+            advisories: advisories.len(),
+            vex_statements: vex.len(),
+            ..ScanStats::default()
+        };
+        let live: Vec<&Advisory> = advisories
+            .iter()
+            .filter(|a| {
+                let withdrawn = a.withdrawn.is_some();
+                stats.withdrawn += usize::from(withdrawn);
+                !withdrawn
+            })
+            .collect();
+        let vulns = VulnerabilityIndex::build(live.iter().copied());
+        stats.vulnerabilities = vulns.len();
+        let mut by_package: BTreeMap<(&str, &str), Vec<(&Advisory, CompiledAffected)>> =
+            BTreeMap::new();
+        for adv in live {
+            for (i, entry) in adv.affected.iter().enumerate() {
+                stats.affected_entries += 1;
+                let compiled = CompiledAffected::new(entry, i);
+                if !compiled.is_ordered() {
+                    *stats
+                        .unordered_entries
+                        .entry(entry.ecosystem.clone())
+                        .or_default() += 1;
+                }
+                stats.unusable_ranges += compiled.unusable_ranges();
+                by_package
+                    .entry((entry.ecosystem.as_str(), entry.name.as_str()))
+                    .or_default()
+                    .push((adv, compiled));
             }
-            stats.unusable_ranges += compiled.unusable_ranges();
-            by_package
-                .entry((entry.ecosystem.as_str(), entry.name.as_str()))
-                .or_default()
-                .push((adv, compiled));
+        }
+        let mut by_key: BTreeMap<String, Vec<(usize, Option<String>)>> = BTreeMap::new();
+        for (i, st) in vex.iter().enumerate() {
+            let (product, sub) = product::statement_keys(st);
+            by_key.entry(product).or_default().push((i, sub));
+        }
+        let orders = vex
+            .iter()
+            .enumerate()
+            .map(|(i, s)| statement_order(s, i as u64))
+            .collect();
+        Matcher {
+            vulns,
+            by_package,
+            by_key,
+            vex,
+            orders,
+            stats,
         }
     }
 
-    // product key → (statement position, subcomponent key).
-    let mut by_key: BTreeMap<String, Vec<(usize, Option<String>)>> = BTreeMap::new();
-    for (i, st) in vex.iter().enumerate() {
-        let (product, sub) = product::statement_keys(st);
-        by_key.entry(product).or_default().push((i, sub));
-    }
-    let orders: Vec<(i64, u64)> = vex
-        .iter()
-        .enumerate()
-        .map(|(i, s)| statement_order(s, i as u64))
-        .collect();
-
-    // A later SBOM of the same artifact replaces the earlier one, as it does
-    // in the input log.
-    let mut current: BTreeMap<(&str, &str), &Sbom> = BTreeMap::new();
-    for sbom in sboms {
-        current.insert((tenant_of(sbom), sbom.artifact.id.as_str()), sbom);
-    }
-    stats.artifacts = current.len();
-
-    let mut findings = BTreeSet::new();
-    for sbom in current.into_values() {
+    /// Add the findings of one SBOM to `findings`, counting into `stats`.
+    pub fn scan_sbom(&self, sbom: &Sbom, stats: &mut ScanStats, findings: &mut BTreeSet<Finding>) {
         let tenant = tenant_of(sbom);
         let artifact_keys = product::artifact_keys(&sbom.artifact, tenant);
         let mut seen = BTreeSet::new();
@@ -168,7 +179,7 @@ pub fn scan(advisories: &[Advisory], sboms: &[Sbom], vex: &[VexStatement]) -> Sc
                 continue;
             }
             stats.matchable_components += 1;
-            let Some(entries) = by_package.get(&(eco.as_str(), pkg.as_str())) else {
+            let Some(entries) = self.by_package.get(&(eco.as_str(), pkg.as_str())) else {
                 continue;
             };
             let mut keys: Option<Vec<String>> = None;
@@ -181,16 +192,16 @@ pub fn scan(advisories: &[Advisory], sboms: &[Sbom], vex: &[VexStatement]) -> Sc
                     continue;
                 };
                 matched.insert(&adv.id);
-                let vulnerability = vulns.canonical(&adv.id).to_string();
+                let vulnerability = self.vulns.canonical(&adv.id).to_string();
                 let keys = keys.get_or_insert_with(|| product::component_keys(component));
                 let statement = latest_applicable(
-                    &vulns,
+                    &self.vulns,
                     &vulnerability,
                     &artifact_keys,
                     keys,
-                    &by_key,
-                    vex,
-                    &orders,
+                    &self.by_key,
+                    self.vex,
+                    &self.orders,
                 );
                 findings.insert(make_finding(
                     tenant,
@@ -206,6 +217,24 @@ pub fn scan(advisories: &[Advisory], sboms: &[Sbom], vex: &[VexStatement]) -> Sc
                 ));
             }
         }
+    }
+}
+
+/// Match every component of every SBOM against every advisory and apply VEX.
+/// `vex` is in input order: later statements win ties on timestamp.
+pub fn scan(advisories: &[Advisory], sboms: &[Sbom], vex: &[VexStatement]) -> ScanReport {
+    let matcher = Matcher::new(advisories, vex);
+    let mut stats = matcher.stats.clone();
+    // A later SBOM of the same artifact replaces the earlier one, as it does
+    // in the input log.
+    let mut current: BTreeMap<(&str, &str), &Sbom> = BTreeMap::new();
+    for sbom in sboms {
+        current.insert((tenant_of(sbom), sbom.artifact.id.as_str()), sbom);
+    }
+    stats.artifacts = current.len();
+    let mut findings = BTreeSet::new();
+    for sbom in current.into_values() {
+        matcher.scan_sbom(sbom, &mut stats, &mut findings);
     }
     let findings: Vec<Finding> = findings.into_iter().collect();
     stats.suppressed = findings

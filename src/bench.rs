@@ -1,0 +1,482 @@
+//! `recheck bench`: measurements of the engine against the baselines run
+//! beside it, printed as one JSON document (machine, data, measurements).
+//!
+//! The fleet is synthetic but real-shaped (see `fleet`): seeded, with package
+//! names and version strings drawn from the advisory and SBOM corpus, going
+//! through the same version and range code as production. Baselines run in
+//! the same process on the same data: the reference matcher (`scan`, a hash
+//! join by package followed by range evaluation, recomputing everything) and,
+//! with `--sql`, DuckDB doing the instance ⋈ affected-version join.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::engine::record::{InputRecord, LogEntry};
+use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::fleet::{self, Corpus, FleetShape};
+use crate::model::{Advisory, RangeEvent, Sbom, Scope, VexProduct, VexStatement, VexStatus};
+use crate::scan::{tenant_of, Matcher, ScanStats};
+use crate::versions::{CompiledAffected, RangeMatch};
+
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub instances: usize,
+    pub components_per_artifact: usize,
+    pub seed: u64,
+    /// Changes measured for incremental latency.
+    pub changes: usize,
+    pub engine: EngineConfig,
+    /// Also run the DuckDB baseline (needs `python3 -m pip install duckdb`).
+    pub sql: bool,
+    /// Where the SQL baseline writes its CSV files.
+    pub scratch: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("no advisories to benchmark with (looked in {0})")]
+    NoData(String),
+    #[error("SQL baseline: {0}")]
+    Sql(String),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Resident set size of this process, in bytes (Linux `/proc`).
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kb: Option<u64> = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok());
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "cpu_model": model,
+        "memory_bytes": mem_kb.map(|k| k * 1024),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+    })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn measurement(name: &str, value: f64, unit: &str, baseline: Option<(&str, f64)>, higher_is_better: bool) -> Value {
+    let (bname, bvalue, ratio) = match baseline {
+        Some((n, v)) if v > 0.0 && value > 0.0 => {
+            let ratio = if higher_is_better { value / v } else { v / value };
+            (Some(n), Some(v), Some(ratio))
+        }
+        Some((n, v)) => (Some(n), Some(v), None),
+        None => (None, None, None),
+    };
+    json!({
+        "name": name,
+        "value": value,
+        "unit": unit,
+        "baseline": bname,
+        "baseline_value": bvalue,
+        "ratio": ratio,
+        "ratio_meaning": baseline.map(|_| if higher_is_better { "value / baseline (higher is better)" } else { "baseline / value (speed-up)" }),
+    })
+}
+
+/// The kinds of single change whose latency is measured.
+const KINDS: [&str; 5] = [
+    "new_advisory",
+    "modified_range",
+    "withdrawal",
+    "vex_statement",
+    "sbom_replacement",
+];
+
+struct Fleet<'a> {
+    corpus: &'a Corpus,
+    shape: FleetShape,
+}
+
+impl Fleet<'_> {
+    fn artifact(&self, i: usize) -> Sbom {
+        fleet::artifact(self.corpus, &self.shape, i)
+    }
+}
+
+/// Load the corpus advisories: the shared data if present, else the samples.
+pub fn load_advisories() -> Result<(Vec<Advisory>, Vec<Sbom>, String), BenchError> {
+    let (adv_paths, sbom_paths, source) = match crate::samples::shared_data_dir() {
+        Some(d) => (
+            vec![d.join("osv")],
+            vec![d.join("sbom/cyclonedx/bom-examples"), d.join("sbom/cyclonedx/in-the-wild"), d.join("sbom/spdx")],
+            format!("{}", d.display()),
+        ),
+        None => {
+            let s = crate::samples::bundled_dir();
+            (vec![s.join("advisories")], vec![s.join("sboms")], format!("{}", s.display()))
+        }
+    };
+    let advisories: Vec<Advisory> = crate::formats::load::load(&adv_paths, crate::formats::osv::parse_advisory)
+        .items
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    if advisories.is_empty() {
+        return Err(BenchError::NoData(source));
+    }
+    let sboms = crate::formats::load::load(&sbom_paths, |n, b| {
+        crate::formats::parse_sbom(n, b, Scope::Tenant("bench".into()))
+    })
+    .items
+    .into_iter()
+    .map(|(_, s)| s)
+    .collect();
+    Ok((advisories, sboms, source))
+}
+
+/// Run the engine suite and return the JSON report.
+pub fn run_engine_suite(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Value, BenchError> {
+    let (all_advisories, corpus_sboms, source) = load_advisories()?;
+    // Hold back every 10th advisory: those arrive later as "new advisory" changes.
+    let (held, loaded): (Vec<_>, Vec<_>) = all_advisories
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| i % 10 == 9);
+    let held: Vec<Advisory> = held.into_iter().map(|(_, a)| a).collect();
+    let loaded: Vec<Advisory> = loaded.into_iter().map(|(_, a)| a).collect();
+    let corpus = Corpus::from_documents(&loaded.iter().chain(held.iter()).cloned().collect::<Vec<_>>(), &corpus_sboms);
+    let shape = FleetShape {
+        instances: config.instances,
+        components_per_artifact: config.components_per_artifact,
+        tenants: 4,
+        seed: config.seed,
+    };
+    let fleet = Fleet { corpus: &corpus, shape };
+    let artifacts = shape.artifacts();
+    let mut measurements = Vec::new();
+
+    // Naive baseline: the reference matcher over the same fleet.
+    progress("naive full recomputation");
+    let no_vex: Vec<VexStatement> = Vec::new();
+    let t = Instant::now();
+    let matcher = Matcher::new(&loaded, &no_vex);
+    let mut stats = ScanStats::default();
+    let mut naive_findings = 0usize;
+    for i in 0..artifacts {
+        let mut findings = BTreeSet::new();
+        matcher.scan_sbom(&fleet.artifact(i), &mut stats, &mut findings);
+        naive_findings += findings.len();
+    }
+    let naive_time = t.elapsed();
+    drop(matcher);
+
+    // Generation alone, so readers can subtract it from both.
+    let t = Instant::now();
+    let mut generated = 0usize;
+    for i in 0..artifacts {
+        generated += fleet.artifact(i).components.len();
+    }
+    let generation_time = t.elapsed();
+
+    // Engine backfill: everything in one window.
+    progress("engine backfill");
+    let rss_before = rss_bytes().unwrap_or(0);
+    let mut engine = Engine::start(&config.engine)?;
+    engine.set_render(false);
+    let mut seq = 0u64;
+    let mut next = |record: InputRecord| {
+        seq += 1;
+        LogEntry { seq, record }
+    };
+    let t = Instant::now();
+    for a in &loaded {
+        engine.apply(&next(InputRecord::Advisory { advisory: a.clone() }))?;
+    }
+    for i in 0..artifacts {
+        let sbom = fleet.artifact(i);
+        engine.apply(&next(InputRecord::Sbom {
+            tenant: tenant_of(&sbom).to_string(),
+            sbom,
+        }))?;
+    }
+    let mut window = 1u64;
+    let closed = engine.apply(&next(InputRecord::WindowClosed { window }))?;
+    let backfill_time = t.elapsed();
+    let engine_rows = closed.map(|c| c.deltas.rows.len()).unwrap_or(0);
+    let rss_after = rss_bytes().unwrap_or(0);
+    let resident = rss_after.saturating_sub(rss_before);
+
+    measurements.push(measurement(
+        "engine.backfill.throughput",
+        generated as f64 / backfill_time.as_secs_f64(),
+        "instances/s",
+        Some(("naive.full_recompute.throughput", generated as f64 / naive_time.as_secs_f64())),
+        true,
+    ));
+    measurements.push(measurement("engine.backfill.time", backfill_time.as_secs_f64(), "s", Some(("naive.full_recompute.time", naive_time.as_secs_f64())), false));
+    measurements.push(measurement("fleet.generation.time", generation_time.as_secs_f64(), "s", None, false));
+    measurements.push(measurement("engine.findings", engine_rows as f64, "findings", Some(("naive.findings", naive_findings as f64)), true));
+    measurements.push(measurement("engine.resident.total", resident as f64, "bytes", None, false));
+    measurements.push(measurement(
+        "engine.resident.per_instance",
+        resident as f64 / generated.max(1) as f64,
+        "bytes/instance",
+        None,
+        false,
+    ));
+
+    // Incremental changes, each closed immediately.
+    progress("incremental changes");
+    let mut latencies: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    let mut deltas_out: BTreeMap<&str, usize> = BTreeMap::new();
+    let versions_of: BTreeMap<(&str, &str), &Vec<String>> = corpus
+        .packages
+        .iter()
+        .map(|p| ((p.ecosystem.as_str(), p.package.as_str()), &p.versions))
+        .collect();
+    for c in 0..config.changes {
+        let kind = KINDS[c % KINDS.len()];
+        let k = c / KINDS.len();
+        let records: Vec<InputRecord> = match kind {
+            "new_advisory" => vec![InputRecord::Advisory { advisory: held[k % held.len()].clone() }],
+            "modified_range" => {
+                let mut a = loaded[(k * 7) % loaded.len()].clone();
+                if let Some(entry) = a.affected.first_mut() {
+                    let vs = versions_of.get(&(entry.ecosystem.as_str(), entry.name.as_str()));
+                    if let (Some(vs), Some(ev)) = (vs, entry.ranges.iter_mut().flat_map(|r| r.events.iter_mut()).find(|e| matches!(e, RangeEvent::Fixed(_)))) {
+                        *ev = RangeEvent::Fixed(vs[k % vs.len()].clone());
+                    }
+                }
+                vec![InputRecord::Advisory { advisory: a }]
+            }
+            "withdrawal" => {
+                let mut a = loaded[(k * 13 + 3) % loaded.len()].clone();
+                a.withdrawn = Some("2026-12-01T00:00:00Z".into());
+                vec![InputRecord::Advisory { advisory: a }]
+            }
+            "vex_statement" => {
+                let sbom = fleet.artifact((k * 31) % artifacts);
+                let comp = &sbom.components[k % sbom.components.len().max(1)];
+                let adv = &loaded[(k * 17) % loaded.len()];
+                vec![InputRecord::Vex {
+                    scope: sbom.scope.clone(),
+                    document: format!("bench-vex-{k}"),
+                    statements: vec![VexStatement {
+                        vulnerability: adv.id.clone(),
+                        aliases: vec![],
+                        product: VexProduct::Purl(comp.purl.clone().unwrap_or_default()),
+                        subcomponent: None,
+                        status: VexStatus::NotAffected,
+                        justification: Some("vulnerable_code_not_present".into()),
+                        impact_statement: None,
+                        timestamp: Some("2026-12-01T00:00:00Z".into()),
+                        source: format!("bench-vex-{k}"),
+                        scope: sbom.scope.clone(),
+                    }],
+                }]
+            }
+            _ => {
+                let i = (k * 101) % artifacts;
+                let mut sbom = fleet.artifact(i);
+                if !sbom.components.is_empty() {
+                    let j = k % sbom.components.len();
+                    let comp = &sbom.components[j];
+                    if let (Some(e), Some(p)) = (&comp.ecosystem, &comp.package) {
+                        if let Some(vs) = versions_of.get(&(e.as_str(), p.as_str())) {
+                            let pkg = corpus.packages.iter().find(|x| &x.ecosystem == e && &x.package == p);
+                            if let Some(pkg) = pkg {
+                                sbom.components[j] = fleet::component(pkg, &vs[(k + 1) % vs.len()]);
+                                sbom.components.sort();
+                            }
+                        }
+                    }
+                }
+                vec![InputRecord::Sbom { tenant: tenant_of(&sbom).to_string(), sbom }]
+            }
+        };
+        window += 1;
+        let t = Instant::now();
+        for r in records {
+            engine.apply(&next(r))?;
+        }
+        let closed = engine.apply(&next(InputRecord::WindowClosed { window }))?;
+        let elapsed = t.elapsed();
+        latencies.entry(kind).or_default().push(elapsed);
+        *deltas_out.entry(kind).or_default() += closed.map(|c| c.deltas.rows.len()).unwrap_or(0);
+    }
+
+    // The hot package: the advised package most instances carry.
+    progress("hot package change");
+    let hot = corpus.packages.iter().find(|p| p.advised);
+    let mut hot_latency = None;
+    if let Some(hot) = hot {
+        if let Some(a) = loaded.iter().find(|a| a.affected.iter().any(|e| e.ecosystem == hot.ecosystem && e.name == hot.package)) {
+            let mut a = a.clone();
+            a.withdrawn = Some("2026-12-02T00:00:00Z".into());
+            window += 1;
+            let t = Instant::now();
+            engine.apply(&next(InputRecord::Advisory { advisory: a.clone() }))?;
+            let closed = engine.apply(&next(InputRecord::WindowClosed { window }))?;
+            let d = t.elapsed();
+            let rows = closed.map(|c| c.deltas.rows.len()).unwrap_or(0);
+            hot_latency = Some((d, rows, format!("{} ({}/{})", a.id, hot.ecosystem, hot.package)));
+        }
+    }
+    engine.shutdown();
+
+    let mut all: Vec<Duration> = latencies.values().flatten().copied().collect();
+    all.sort();
+    let naive_ms = ms(naive_time);
+    measurements.push(measurement("engine.incremental.latency.p50", ms(percentile(&all, 0.5)), "ms", Some(("naive.full_recompute.time", naive_ms)), false));
+    measurements.push(measurement("engine.incremental.latency.p99", ms(percentile(&all, 0.99)), "ms", Some(("naive.full_recompute.time", naive_ms)), false));
+    for (kind, mut ls) in latencies {
+        ls.sort();
+        measurements.push(measurement(&format!("engine.incremental.{kind}.p50"), ms(percentile(&ls, 0.5)), "ms", None, false));
+        measurements.push(measurement(&format!("engine.incremental.{kind}.p99"), ms(percentile(&ls, 0.99)), "ms", None, false));
+        measurements.push(measurement(&format!("engine.incremental.{kind}.deltas"), deltas_out.get(kind).copied().unwrap_or(0) as f64, "rows", None, true));
+    }
+    if let Some((d, rows, what)) = &hot_latency {
+        let mut m = measurement("engine.incremental.hot_package_withdrawal", ms(*d), "ms", Some(("naive.full_recompute.time", naive_ms)), false);
+        m["deltas"] = json!(rows);
+        m["change"] = json!(what);
+        measurements.push(m);
+    }
+
+    if config.sql {
+        progress("SQL baseline (DuckDB)");
+        let sql = sql_baseline(&fleet, &loaded, &config.scratch)?;
+        measurements.push(measurement("sql.duckdb.join.time", sql.join_seconds * 1e3, "ms", None, false));
+        measurements.push(measurement("engine.incremental.latency.p50_vs_sql_join", ms(percentile(&all, 0.5)), "ms", Some(("sql.duckdb.join.time", sql.join_seconds * 1e3)), false));
+        measurements.push(measurement("engine.backfill.time_vs_sql_load_and_join", backfill_time.as_secs_f64(), "s", Some(("sql.duckdb.load_and_join.time", sql.load_seconds + sql.join_seconds)), false));
+        measurements.push(measurement("sql.duckdb.findings", sql.findings as f64, "findings", None, true));
+    }
+
+    Ok(json!({
+        "suite": "engine",
+        "machine": machine(),
+        "data": {
+            "advisories_loaded": loaded.len(),
+            "advisories_held_back_as_changes": held.len(),
+            "advisory_source": source,
+            "corpus_packages": corpus.packages.len(),
+            "corpus_versions": corpus.version_count(),
+            "fleet": format!(
+                "synthetic, seeded (seed {}), {} artifacts x {} components, real package names and version strings from the corpus",
+                shape.seed, artifacts, shape.components_per_artifact
+            ),
+            "instances": generated,
+            "workers": config.engine.workers,
+            "changes_measured": config.changes,
+        },
+        "measurements": measurements,
+    }))
+}
+
+struct SqlResult {
+    load_seconds: f64,
+    join_seconds: f64,
+    findings: u64,
+}
+
+/// DuckDB doing the same join: instances ⋈ affected versions on (package,
+/// version). Which versions are affected is computed by Recheck's range code
+/// (SQL has no ecosystem version order), so the baseline is the join alone.
+fn sql_baseline(fleet: &Fleet<'_>, advisories: &[Advisory], scratch: &Path) -> Result<SqlResult, BenchError> {
+    std::fs::create_dir_all(scratch)?;
+    let inst_path = scratch.join("instances.csv");
+    let aff_path = scratch.join("affected.csv");
+    let mut inst = std::io::BufWriter::new(std::fs::File::create(&inst_path)?);
+    writeln!(inst, "artifact,package,version")?;
+    let mut distinct: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for i in 0..fleet.shape.artifacts() {
+        let sbom = fleet.artifact(i);
+        for c in &sbom.components {
+            if let (Some(e), Some(p), Some(v)) = (&c.ecosystem, &c.package, &c.version) {
+                let pk = crate::engine::ids::package_key(e, p);
+                let vk = crate::engine::ids::version_id(e, p, v);
+                writeln!(inst, "{i},{pk},{vk}")?;
+                distinct.entry((e.clone(), p.clone())).or_default().insert(v.clone());
+            }
+        }
+    }
+    inst.flush()?;
+    let mut aff = std::io::BufWriter::new(std::fs::File::create(&aff_path)?);
+    writeln!(aff, "package,version,advisory")?;
+    for a in advisories.iter().filter(|a| a.withdrawn.is_none()) {
+        for (idx, e) in a.affected.iter().enumerate() {
+            let Some(vs) = distinct.get(&(e.ecosystem.clone(), e.name.clone())) else { continue };
+            let compiled = CompiledAffected::new(e, idx);
+            for v in vs {
+                if let RangeMatch::Affected(_) = compiled.matches(v) {
+                    let pk = crate::engine::ids::package_key(&e.ecosystem, &e.name);
+                    let vk = crate::engine::ids::version_id(&e.ecosystem, &e.name, v);
+                    writeln!(aff, "{pk},{vk},{}", a.id)?;
+                }
+            }
+        }
+    }
+    aff.flush()?;
+    let script = format!(
+        r#"
+import duckdb, time, json
+con = duckdb.connect()
+con.execute("SET threads TO 2")
+t = time.perf_counter()
+con.execute("CREATE TABLE instances AS SELECT * FROM read_csv('{inst}', header=true, columns={{'artifact':'UBIGINT','package':'UBIGINT','version':'UBIGINT'}})")
+con.execute("CREATE TABLE affected AS SELECT DISTINCT * FROM read_csv('{aff}', header=true, columns={{'package':'UBIGINT','version':'UBIGINT','advisory':'VARCHAR'}})")
+load = time.perf_counter() - t
+t = time.perf_counter()
+n = con.execute("SELECT count(*) FROM (SELECT DISTINCT i.artifact, i.package, i.version, a.advisory FROM instances i JOIN affected a ON i.package = a.package AND i.version = a.version)").fetchone()[0]
+join = time.perf_counter() - t
+print(json.dumps({{"load": load, "join": join, "findings": n}}))
+"#,
+        inst = inst_path.display(),
+        aff = aff_path.display()
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .map_err(|e| BenchError::Sql(format!("running python3: {e}")))?;
+    if !out.status.success() {
+        return Err(BenchError::Sql(format!(
+            "python3 duckdb failed (install with `python3 -m pip install duckdb`): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| BenchError::Sql(e.to_string()))?;
+    Ok(SqlResult {
+        load_seconds: v["load"].as_f64().unwrap_or(0.0),
+        join_seconds: v["join"].as_f64().unwrap_or(0.0),
+        findings: v["findings"].as_u64().unwrap_or(0),
+    })
+}

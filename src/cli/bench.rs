@@ -1,0 +1,73 @@
+//! `recheck bench`: run a benchmark suite and print one JSON document
+//! (machine, data, measurements with their baselines) on stdout; progress
+//! goes to stderr.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use recheck::bench::{run_engine_suite, BenchConfig};
+
+use super::engine_args::EngineArgs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Suite {
+    /// Backfill throughput, incremental latency per change kind, memory;
+    /// against the reference matcher (and DuckDB with --sql).
+    Engine,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which measurements to run.
+    #[arg(long, value_enum, default_value_t = Suite::Engine)]
+    pub suite: Suite,
+    /// Component instances in the synthetic fleet.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub instances: usize,
+    /// Components per artifact (one SBOM per artifact).
+    #[arg(long, default_value_t = 100)]
+    pub components_per_artifact: usize,
+    /// Seed of the fleet generator.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Single changes to time (cycled over the change kinds).
+    #[arg(long, default_value_t = 500)]
+    pub changes: usize,
+    /// Small and fast: 50k instances and 50 changes (overrides the two).
+    #[arg(long)]
+    pub quick: bool,
+    /// Also run the DuckDB baseline (python3 with the duckdb package).
+    #[arg(long)]
+    pub sql: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let (instances, changes) = if args.quick {
+        (50_000, 50)
+    } else {
+        (args.instances, args.changes)
+    };
+    let config = BenchConfig {
+        instances,
+        components_per_artifact: args.components_per_artifact,
+        seed: args.seed,
+        changes,
+        engine: args.engine.config(),
+        sql: args.sql,
+        scratch: std::env::temp_dir().join(format!("recheck-bench-{}", std::process::id())),
+    };
+    let report = match args.suite {
+        Suite::Engine => run_engine_suite(&config, &mut |step| eprintln!("bench: {step}"))
+            .context("engine benchmark")?,
+    };
+    std::fs::remove_dir_all(&config.scratch).ok();
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &report).context("writing the report")?;
+    writeln!(out).context("writing the report")?;
+    Ok(ExitCode::SUCCESS)
+}
