@@ -31,7 +31,7 @@ pub type Time = u64;
 pub type Diff = isize;
 /// Hash of an artifact (one SBOM subject).
 pub type ArtifactId = u64;
-/// Hash of a component's purl/ref within its artifact.
+/// Hash of a component's identity; it answers to the same [`ComponentKey`]s in every artifact.
 pub type ComponentId = u64;
 /// Hash of (ecosystem, package name).
 pub type PackageKey = u64;
@@ -45,7 +45,7 @@ pub type EntryIndex = u32;
 pub type Severity = u8;
 /// Hash of a VEX statement.
 pub type StatementId = u64;
-/// Hash of a product key a VEX statement targets (tenant folded in by the caller).
+/// Hash of a key an artifact or component answers to, which VEX statements target.
 pub type ProductKey = u64;
 /// Caller-chosen id of a live impact query.
 pub type QueryId = u64;
@@ -123,11 +123,33 @@ pub type Entry<S> = (PackageKey, AdvisoryId, EntryIndex, S);
 pub type AdvisorySeverity = (AdvisoryId, Severity);
 /// An advisory's own id or one of its aliases: `(advisory, name)`.
 pub type AdvisoryName = (AdvisoryId, String);
-/// A VEX statement naming one vulnerability name for one product key:
-/// `(statement, name, product key, order, status)`; one row per name the statement gives.
-pub type Statement = (StatementId, String, ProductKey, Order, VexStatus);
-/// A product key a component instance answers to: `(artifact, component, product key)`.
-pub type InstanceProductKey = (ArtifactId, ComponentId, ProductKey);
+/// What a VEX statement targets, as caller-hashed product keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Target {
+    /// A package wherever it appears: instances whose component has key `package`, inside
+    /// artifacts that have key `scope` (the caller's tenant/global scope token).
+    Package {
+        /// The scope token the artifact must have.
+        scope: ProductKey,
+        /// The key the component must have.
+        package: ProductKey,
+    },
+    /// An artifact (any artifact having key `artifact`), optionally narrowed to the component
+    /// having key `sub`.
+    Artifact {
+        /// The key the artifact must have.
+        artifact: ProductKey,
+        /// The key the component must have, if the statement names one.
+        sub: Option<ProductKey>,
+    },
+}
+/// `(statement, name, target, order, status)`; one row per vulnerability name the statement gives.
+pub type Statement = (StatementId, String, Target, Order, VexStatus);
+/// A key an artifact answers to (its scope tokens, digest, references...): `(artifact, key)`.
+pub type ArtifactKey = (ArtifactId, ProductKey);
+/// A key a component answers to (purl with/without version, bom-ref): `(component, key)`.
+/// The caller guarantees a ComponentId always has the same keys wherever it occurs.
+pub type ComponentKey = (ComponentId, ProductKey);
 
 /// A live impact query; its answers stay current while the query is present in the input.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -191,8 +213,10 @@ pub struct Inputs<S: ExchangeData> {
     pub names: InputSession<Time, AdvisoryName, Diff>,
     /// VEX statements.
     pub statements: InputSession<Time, Statement, Diff>,
-    /// Product keys of component instances.
-    pub product_keys: InputSession<Time, InstanceProductKey, Diff>,
+    /// Keys artifacts answer to.
+    pub artifact_keys: InputSession<Time, ArtifactKey, Diff>,
+    /// Keys components answer to; the same for a component in every artifact it occurs in.
+    pub component_keys: InputSession<Time, ComponentKey, Diff>,
     /// Live impact queries.
     pub queries: InputSession<Time, (QueryId, Query), Diff>,
 }
@@ -206,7 +230,8 @@ impl<S: ExchangeData> Inputs<S> {
         self.severities.advance_to(time);
         self.names.advance_to(time);
         self.statements.advance_to(time);
-        self.product_keys.advance_to(time);
+        self.artifact_keys.advance_to(time);
+        self.component_keys.advance_to(time);
         self.queries.advance_to(time);
     }
 
@@ -218,7 +243,8 @@ impl<S: ExchangeData> Inputs<S> {
         self.severities.flush();
         self.names.flush();
         self.statements.flush();
-        self.product_keys.flush();
+        self.artifact_keys.flush();
+        self.component_keys.flush();
         self.queries.flush();
     }
 
@@ -292,9 +318,10 @@ fn row<R: Clone>(
 /// Builds the whole impact dataflow in `scope` and returns its input sessions and outputs.
 ///
 /// Call once per worker inside `worker.dataflow::<Time, _, _>(..)`, with the same evaluator
-/// semantics on every worker. Stateful arrangements: instances by (package, version), product
-/// keys by instance, entries by package, version texts in use, vulnerability labels, findings,
-/// and the rows by advisory, by artifact and (distinct artifacts) by package.
+/// semantics on every worker. Stateful arrangements: instances by (package, version), entries by
+/// package, version texts in use, vulnerability labels, findings (by instance, by component and
+/// by artifact), artifact and component keys (by key and as sets), and the rows by advisory, by
+/// artifact and (distinct artifacts) by package.
 pub fn build<'scope, E: RangeEvaluator>(
     scope: Scope<'scope, Time>,
     evaluator: E,
@@ -305,7 +332,8 @@ pub fn build<'scope, E: RangeEvaluator>(
     let (severities_in, severities) = scope.new_collection::<AdvisorySeverity, Diff>();
     let (names_in, names) = scope.new_collection::<AdvisoryName, Diff>();
     let (statements_in, statements) = scope.new_collection::<Statement, Diff>();
-    let (product_keys_in, product_keys) = scope.new_collection::<InstanceProductKey, Diff>();
+    let (artifact_keys_in, artifact_keys) = scope.new_collection::<ArtifactKey, Diff>();
+    let (component_keys_in, component_keys) = scope.new_collection::<ComponentKey, Diff>();
     let (queries_in, queries) = scope.new_collection::<(QueryId, Query), Diff>();
 
     // 1. Evaluate each entry once per distinct version in use, not once per instance.
@@ -417,38 +445,104 @@ pub fn build<'scope, E: RangeEvaluator>(
             },
         );
 
-    // 3. VEX: the latest statement naming the group and targeting one of the instance's keys.
-    // Product keys are indexed by instance (keys shared per instance) and only expanded for
-    // instances with findings, so the per-key index scales with findings, not instances.
-    let statements_by_target = statements
-        .map(|(statement, name, product, order, status)| {
-            (name, (statement, product, order, status))
-        })
+    // 3. VEX: the latest statement naming the group and targeting the finding. Statements are
+    // expanded only over the keys they name, then over the findings of the components or
+    // artifacts having those keys, so no step touches instances without findings.
+    let targeted = statements
+        .map(|(statement, name, target, order, status)| (name, (statement, target, order, status)))
         .join_map(
             name_labels,
-            |_, &(statement, product, order, status), vulnerability| {
-                ((vulnerability.clone(), product), (order, statement, status))
+            |_, &(statement, target, order, status), vulnerability| {
+                (target, (vulnerability.clone(), (order, statement, status)))
             },
         );
-    let finding_targets = findings
+    let findings_by_component = compact::arrange(
+        findings
+            .clone()
+            .map(|((artifact, component, vulnerability), _)| {
+                ((component, vulnerability), artifact)
+            }),
+    );
+    let findings_by_artifact = compact::arrange(
+        findings
+            .clone()
+            .map(|((artifact, component, vulnerability), _)| {
+                ((artifact, vulnerability), component)
+            }),
+    );
+    let components_by_key = compact::arrange(
+        component_keys
+            .clone()
+            .map(|(component, key)| (key, component)),
+    );
+    let component_has_key = compact::arrange_set(component_keys);
+    let artifacts_by_key = artifact_keys
         .clone()
-        .map(|((artifact, component, vulnerability), _)| ((artifact, component), vulnerability))
+        .map(|(artifact, key)| (key, artifact))
+        .arrange_by_key();
+    let artifact_has_key = artifact_keys.arrange_by_self();
+
+    // Package targets: components with the package key, their findings, artifacts in scope.
+    let package_applied = targeted
+        .clone()
+        .flat_map(|(target, (vulnerability, vex))| match target {
+            Target::Package { scope, package } => Some((package, (scope, vulnerability, vex))),
+            Target::Artifact { .. } => None,
+        })
         .join_core(
-            compact::arrange(
-                product_keys.map(|(artifact, component, product)| ((artifact, component), product)),
-            ),
-            |&instance, vulnerability, &product| Some(((vulnerability.clone(), product), instance)),
-        );
-    let latest_statements = statements_by_target
-        .join_map(
-            finding_targets,
-            |(vulnerability, _), &(order, statement, status), &(artifact, component)| {
-                (
-                    (artifact, component, vulnerability.clone()),
-                    (order, statement, status),
-                )
+            components_by_key,
+            |_, (scope, vulnerability, vex), &component| {
+                Some(((component, vulnerability.clone()), (*scope, *vex)))
             },
         )
+        .join_core(
+            findings_by_component,
+            |(component, vulnerability), &(scope, vex), &artifact| {
+                Some(((artifact, scope), (*component, vulnerability.clone(), vex)))
+            },
+        )
+        .join_core(
+            artifact_has_key,
+            |&(artifact, _), (component, vulnerability, vex), &()| {
+                Some(((artifact, *component, vulnerability.clone()), *vex))
+            },
+        );
+
+    // Artifact targets: artifacts with the key, their findings, narrowed to a component key.
+    let artifact_applied = targeted
+        .flat_map(|(target, (vulnerability, vex))| match target {
+            Target::Artifact { artifact, sub } => Some((artifact, (sub, vulnerability, vex))),
+            Target::Package { .. } => None,
+        })
+        .join_core(
+            artifacts_by_key,
+            |_, (sub, vulnerability, vex), &artifact| {
+                Some(((artifact, vulnerability.clone()), (*sub, *vex)))
+            },
+        )
+        .join_core(
+            findings_by_artifact,
+            |(artifact, vulnerability), &(sub, vex), &component| {
+                Some(((*artifact, component, vulnerability.clone()), (sub, vex)))
+            },
+        );
+    let whole_artifact = artifact_applied
+        .clone()
+        .flat_map(|(finding, (sub, vex))| sub.is_none().then_some((finding, vex)));
+    let narrowed = artifact_applied
+        .flat_map(|((artifact, component, vulnerability), (sub, vex))| {
+            sub.map(|sub| ((component, sub), (artifact, vulnerability, vex)))
+        })
+        .join_core(
+            component_has_key,
+            |&(component, _), (artifact, vulnerability, vex), &()| {
+                Some(((*artifact, component, vulnerability.clone()), *vex))
+            },
+        );
+
+    let latest_statements = package_applied
+        .concat(whole_artifact)
+        .concat(narrowed)
         .reduce(|_, candidates, out| {
             if let Some((&(_, statement, status), _)) = candidates.last() {
                 out.push(((statement, status), 1 as Diff));
@@ -528,7 +622,8 @@ pub fn build<'scope, E: RangeEvaluator>(
         severities: severities_in,
         names: names_in,
         statements: statements_in,
-        product_keys: product_keys_in,
+        artifact_keys: artifact_keys_in,
+        component_keys: component_keys_in,
         queries: queries_in,
     };
     (
@@ -580,7 +675,8 @@ impl<'scope, R: ExchangeData> Outputs<'scope, R> {
     }
 }
 
-/// Arrangements for instance-scale collections that do not keep unused update capacity.
+/// Arrangements for large collections (instances, component keys, findings) that do not keep
+/// unused update capacity.
 ///
 /// The stock builder reserves time and diff slots for every update, but stores only one for a
 /// run of identical `(time, diff)` pairs; a freshly loaded SBOM fleet is exactly such a run, so
@@ -591,8 +687,10 @@ mod compact {
     use differential_dataflow::batcher::merge::chunker::ContainerChunker;
     use differential_dataflow::batcher::merge::vec::VecMerger;
     use differential_dataflow::batcher::merge::{MergeBatcher, Sealer};
-    use differential_dataflow::trace::implementations::ord_neu::OrdValBatch;
-    use differential_dataflow::trace::implementations::{ValBuilder, ValSpine, Vector};
+    use differential_dataflow::trace::implementations::ord_neu::{OrdKeyBatch, OrdValBatch};
+    use differential_dataflow::trace::implementations::{
+        KeyBuilder, KeySpine, ValBuilder, ValSpine, Vector,
+    };
     use differential_dataflow::{ExchangeData, Hashable, VecCollection};
 
     use super::{Arranged, Diff, Time, TraceAgent};
@@ -611,11 +709,20 @@ mod compact {
         }
     }
 
-    type Batcher<K, V> = MergeBatcher<
-        ContainerChunker<Vec<Update<K, V>>>,
-        VecMerger<(K, V), Time, Diff>,
-        ShrinkingSealer<K, V>,
-    >;
+    pub(crate) struct ShrinkingKeySealer<K>(PhantomData<K>);
+
+    impl<K: ExchangeData> Sealer<Vec<Update<K, ()>>> for ShrinkingKeySealer<K> {
+        type Output = OrdKeyBatch<Vector<Update<K, ()>>>;
+        fn seal(chain: &mut Vec<Vec<Update<K, ()>>>) -> Option<Self::Output> {
+            let mut batch = <KeyBuilder<K, Time, Diff> as Sealer<_>>::seal(chain)?;
+            batch.storage.upds.times.shrink_to_fit();
+            batch.storage.upds.diffs.shrink_to_fit();
+            Some(batch)
+        }
+    }
+
+    type Batcher<K, V, S> =
+        MergeBatcher<ContainerChunker<Vec<Update<K, V>>>, VecMerger<(K, V), Time, Diff>, S>;
 
     /// `arrange_by_key`, with batches trimmed to the updates they hold.
     pub(crate) fn arrange<'scope, K, V>(
@@ -625,6 +732,20 @@ mod compact {
         K: ExchangeData + Hashable,
         V: ExchangeData,
     {
-        collection.arrange::<Batcher<K, V>, ValSpine<K, V, Time, Diff>>(Batcher::new)
+        collection.arrange::<Batcher<K, V, ShrinkingSealer<K, V>>, ValSpine<K, V, Time, Diff>>(
+            Batcher::new,
+        )
+    }
+
+    /// `arrange_by_self`, with batches trimmed to the updates they hold.
+    pub(crate) fn arrange_set<'scope, K>(
+        collection: VecCollection<'scope, Time, K, Diff>,
+    ) -> Arranged<'scope, TraceAgent<KeySpine<K, Time, Diff>>>
+    where
+        K: ExchangeData + Hashable,
+    {
+        collection
+            .map(|key| (key, ()))
+            .arrange::<Batcher<K, (), ShrinkingKeySealer<K>>, KeySpine<K, Time, Diff>>(Batcher::new)
     }
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 use recheck_dataflows::{
-    build, AdvisoryId, AdvisoryName, AdvisorySeverity, ArtifactId, ComponentId, Diff, Entry,
-    ImpactRow, Instance, InstanceProductKey, Order, PackageKey, Query, QueryId, RangeEvaluator,
-    Statement, StatementId, Time, VersionId, VersionText, VexStatus,
+    build, AdvisoryId, AdvisoryName, AdvisorySeverity, ArtifactId, ArtifactKey, ComponentId,
+    ComponentKey, Diff, Entry, ImpactRow, Instance, Order, PackageKey, ProductKey, Query, QueryId,
+    RangeEvaluator, Statement, StatementId, Target, Time, VersionId, VersionText, VexStatus,
 };
 
 type Triple = (u32, u32, u32);
@@ -43,6 +43,12 @@ const VERSION_TEXTS: [&str; 5] = ["1.0.0", "1.2.0", "1.4.2", "2.0.0", "not-a-ver
 const ADVISORIES: u64 = 5;
 const ARTIFACTS: u64 = 3;
 const STATEMENTS: u64 = 4;
+/// Component slots an SBOM may fill; a slot's bom-ref is the same in every artifact.
+const SLOTS: u64 = 4;
+/// The scope token every artifact has.
+const SCOPE: ProductKey = 1;
+/// A scope token no artifact has.
+const FOREIGN_SCOPE: ProductKey = 2;
 /// Includes names sorting before `CVE-` (so the CVE preference is observable) and other
 /// advisories' own ids (so aliases merge advisories).
 const ALIAS_POOL: [&str; 8] = [
@@ -70,12 +76,13 @@ struct Advisory {
 #[derive(Clone, Debug)]
 struct Vex {
     names: BTreeSet<String>,
-    product: u64,
+    target: Target,
     order: Order,
     status: VexStatus,
 }
 
-type Sbom = BTreeMap<ComponentId, (PackageKey, VersionId)>;
+/// Component slot -> (package, version).
+type Sbom = BTreeMap<u64, (PackageKey, VersionId)>;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -101,8 +108,9 @@ struct Model {
 }
 
 impl Model {
-    /// Applies `op`; returns the instance a `BumpComponent` changed, if it changed one.
-    fn apply(&mut self, op: &Op) -> Option<(ArtifactId, ComponentId)> {
+    /// Applies `op`; returns the artifact and the old and new component ids of the instance a
+    /// `BumpComponent` changed, if it changed one.
+    fn apply(&mut self, op: &Op) -> Option<(ArtifactId, ComponentId, ComponentId)> {
         match op {
             Op::SetAdvisory(id, advisory) => {
                 self.advisories.insert(*id, advisory.clone());
@@ -134,12 +142,13 @@ impl Model {
             Op::BumpComponent(id, index, version) => {
                 let sbom = self.sboms.get_mut(id)?;
                 let position = index % sbom.len().max(1);
-                let (&component, slot) = sbom.iter_mut().nth(position)?;
-                if slot.1 == *version {
+                let (&slot, at) = sbom.iter_mut().nth(position)?;
+                if at.1 == *version {
                     return None;
                 }
-                slot.1 = *version;
-                return Some((*id, component));
+                let old = component_id(slot, at.0, at.1);
+                at.1 = *version;
+                return Some((*id, old, component_id(slot, at.0, at.1)));
             }
         }
         None
@@ -172,15 +181,19 @@ impl Model {
         for (&id, vex) in &self.statements {
             for name in &vex.names {
                 sets.statements
-                    .insert((id, name.clone(), vex.product, vex.order, vex.status));
+                    .insert((id, name.clone(), vex.target, vex.order, vex.status));
             }
         }
         for (&artifact, sbom) in &self.sboms {
-            for (&component, &(package, version)) in sbom {
+            for key in [SCOPE, 300 + artifact] {
+                sets.artifact_keys.insert((artifact, key));
+            }
+            for (&slot, &(package, version)) in sbom {
+                let component = component_id(slot, package, version);
                 sets.instances
                     .insert((artifact, component, package, version));
-                for key in product_keys(artifact, component, package, version) {
-                    sets.product_keys.insert((artifact, component, key));
+                for key in component_keys(slot, package, version) {
+                    sets.component_keys.insert((component, key));
                 }
             }
         }
@@ -188,19 +201,15 @@ impl Model {
     }
 }
 
-/// The caller's product keys: purl without version, purl with version, artifact, artifact+ref.
-fn product_keys(
-    artifact: ArtifactId,
-    component: ComponentId,
-    package: PackageKey,
-    version: VersionId,
-) -> [u64; 4] {
-    [
-        100 + package,
-        200 + package * 10 + version,
-        300 + artifact,
-        400 + artifact * 10 + component,
-    ]
+/// The caller's component id: a hash of what the component is, so equal components of
+/// different artifacts share it (and its keys).
+fn component_id(slot: u64, package: PackageKey, version: VersionId) -> ComponentId {
+    slot * 10_000 + package * 100 + version
+}
+
+/// The caller's component keys: purl without version, purl with version, bom-ref.
+fn component_keys(slot: u64, package: PackageKey, version: VersionId) -> [ProductKey; 3] {
+    [100 + package, 200 + package * 10 + version, 500 + slot]
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -211,7 +220,8 @@ struct InputSets {
     severities: BTreeSet<AdvisorySeverity>,
     names: BTreeSet<AdvisoryName>,
     statements: BTreeSet<Statement>,
-    product_keys: BTreeSet<InstanceProductKey>,
+    artifact_keys: BTreeSet<ArtifactKey>,
+    component_keys: BTreeSet<ComponentKey>,
     queries: BTreeSet<(QueryId, Query)>,
 }
 
@@ -233,6 +243,14 @@ struct Coverage {
     overrides: usize,
     /// Findings whose advisory shares its vulnerability group with another advisory.
     merged: usize,
+    /// Rows whose latest statement targets a package, a whole artifact, a component of one.
+    by_package: usize,
+    by_artifact: usize,
+    by_component: usize,
+    /// Findings a statement would apply to but for its scope (no artifact has it).
+    out_of_scope: usize,
+    /// Findings a statement for their artifact skips because it names another component.
+    narrowed_out: usize,
     bumps_checked: usize,
 }
 
@@ -243,6 +261,11 @@ impl Coverage {
         self.suppressed += other.suppressed;
         self.overrides += other.overrides;
         self.merged += other.merged;
+        self.by_package += other.by_package;
+        self.by_artifact += other.by_artifact;
+        self.by_component += other.by_component;
+        self.out_of_scope += other.out_of_scope;
+        self.narrowed_out += other.narrowed_out;
         self.bumps_checked += other.bumps_checked;
     }
 }
@@ -300,13 +323,15 @@ fn naive(sets: &InputSets) -> (BTreeSet<Row>, Coverage) {
         let slot = severity.entry(advisory).or_insert(s);
         *slot = (*slot).max(s);
     }
-    let mut keys_of: BTreeMap<(ArtifactId, ComponentId), BTreeSet<u64>> = BTreeMap::new();
-    for &(artifact, component, key) in &sets.product_keys {
-        keys_of
-            .entry((artifact, component))
-            .or_default()
-            .insert(key);
+    let mut artifact_keys: BTreeMap<ArtifactId, BTreeSet<ProductKey>> = BTreeMap::new();
+    for &(artifact, key) in &sets.artifact_keys {
+        artifact_keys.entry(artifact).or_default().insert(key);
     }
+    let mut component_keys: BTreeMap<ComponentId, BTreeSet<ProductKey>> = BTreeMap::new();
+    for &(component, key) in &sets.component_keys {
+        component_keys.entry(component).or_default().insert(key);
+    }
+    let no_keys = BTreeSet::new();
 
     let mut rows = BTreeSet::new();
     for &(artifact, component, package, version) in &sets.instances {
@@ -332,20 +357,49 @@ fn naive(sets: &InputSets) -> (BTreeSet<Row>, Coverage) {
             ) else {
                 continue;
             };
-            let keys = keys_of.get(&(artifact, component));
-            let applicable: BTreeSet<_> = sets
+            let of_artifact = artifact_keys.get(&artifact).unwrap_or(&no_keys);
+            let of_component = component_keys.get(&component).unwrap_or(&no_keys);
+            let named: Vec<_> = sets
                 .statements
                 .iter()
-                .filter(|(_, name, key, _, _)| {
+                .filter(|(_, name, _, _, _)| {
                     canonical_of_name.get(name.as_str()) == Some(vulnerability)
-                        && keys.is_some_and(|k| k.contains(key))
                 })
-                .map(|&(statement, _, _, order, status)| (order, statement, status))
                 .collect();
+            let applicable: BTreeSet<_> = named
+                .iter()
+                .filter(|(_, _, target, _, _)| match *target {
+                    Target::Package { scope, package } => {
+                        of_artifact.contains(&scope) && of_component.contains(&package)
+                    }
+                    Target::Artifact { artifact, sub } => {
+                        of_artifact.contains(&artifact)
+                            && sub.is_none_or(|sub| of_component.contains(&sub))
+                    }
+                })
+                .map(|&&(statement, _, target, order, status)| (order, statement, target, status))
+                .collect();
+            coverage.out_of_scope += usize::from(named.iter().any(|(_, _, target, _, _)| {
+                matches!(*target, Target::Package { scope, package }
+                    if !of_artifact.contains(&scope) && of_component.contains(&package))
+            }));
+            coverage.narrowed_out += usize::from(named.iter().any(|(_, _, target, _, _)| {
+                matches!(*target, Target::Artifact { artifact, sub: Some(sub) }
+                    if of_artifact.contains(&artifact) && !of_component.contains(&sub))
+            }));
+            match applicable.last().map(|&(_, _, target, _)| target) {
+                Some(Target::Package { .. }) => coverage.by_package += 1,
+                Some(Target::Artifact { sub: None, .. }) => coverage.by_artifact += 1,
+                Some(Target::Artifact { sub: Some(_), .. }) => coverage.by_component += 1,
+                None => {}
+            }
             let vex = applicable
                 .last()
-                .map(|&(_, statement, status)| (statement, status));
-            let statuses: BTreeSet<_> = applicable.iter().map(|(_, _, s)| s.suppresses()).collect();
+                .map(|&(_, statement, _, status)| (statement, status));
+            let statuses: BTreeSet<_> = applicable
+                .iter()
+                .map(|(_, _, _, s)| s.suppresses())
+                .collect();
             coverage.rows += 1;
             coverage.vex_rows += usize::from(vex.is_some());
             coverage.overrides += usize::from(statuses.len() > 1);
@@ -462,9 +516,14 @@ fn run(workers: usize, windows: &[Vec<Op>]) -> Vec<Deltas> {
                     &next.statements,
                 );
                 diff_into(
-                    &mut inputs.product_keys,
-                    &previous.product_keys,
-                    &next.product_keys,
+                    &mut inputs.artifact_keys,
+                    &previous.artifact_keys,
+                    &next.artifact_keys,
+                );
+                diff_into(
+                    &mut inputs.component_keys,
+                    &previous.component_keys,
+                    &next.component_keys,
                 );
                 diff_into(&mut inputs.queries, &previous.queries, &next.queries);
             }
@@ -562,12 +621,13 @@ fn check_against_naive(windows: &[Vec<Op>]) -> Coverage {
             expected_packages,
             "package answers after {window}"
         );
-        if let Some((artifact, component)) = bumped {
-            for (row, _) in &delta.rows {
+        if let Some((artifact, old, new)) = bumped {
+            for (row, diff) in &delta.rows {
+                let expected = if *diff < 0 { old } else { new };
                 assert_eq!(
                     (row.artifact, row.component),
-                    (artifact, component),
-                    "bump leaked"
+                    (artifact, expected),
+                    "bump leaked: {row:?} {diff}"
                 );
             }
             coverage.bumps_checked += 1;
@@ -615,33 +675,42 @@ fn vex() -> impl Strategy<Value = Vex> {
         (0..ALIAS_POOL.len()).prop_map(|i| ALIAS_POOL[i].to_owned()),
         (0..ADVISORIES).prop_map(own_name),
     ];
-    let product = prop_oneof![
+    let package = prop_oneof![
         (0..PACKAGES).prop_map(|p| 100 + p),
         (0..PACKAGES, 0..VERSION_TEXTS.len() as u64).prop_map(|(p, v)| 200 + p * 10 + v),
-        (0..ARTIFACTS).prop_map(|a| 300 + a),
-        (0..ARTIFACTS, 0..4u64).prop_map(|(a, c)| 400 + a * 10 + c),
+    ];
+    let scope = prop_oneof![4 => Just(SCOPE), 1 => Just(FOREIGN_SCOPE)];
+    let sub = prop_oneof![
+        Just(None),
+        (0..SLOTS).prop_map(|c| Some(500 + c)),
+        (0..PACKAGES).prop_map(|p| Some(100 + p)),
+    ];
+    let target = prop_oneof![
+        (scope, package).prop_map(|(scope, package)| Target::Package { scope, package }),
+        (0..ARTIFACTS, sub).prop_map(|(a, sub)| Target::Artifact {
+            artifact: 300 + a,
+            sub
+        }),
     ];
     (
         proptest::collection::btree_set(name, 1..3),
-        product,
+        target,
         (0..3i64, 0..2u64),
         status(),
     )
-        .prop_map(
-            |(names, product, (timestamp_nanos, sequence), status)| Vex {
-                names,
-                product,
-                order: Order {
-                    timestamp_nanos,
-                    sequence,
-                },
-                status,
+        .prop_map(|(names, target, (timestamp_nanos, sequence), status)| Vex {
+            names,
+            target,
+            order: Order {
+                timestamp_nanos,
+                sequence,
             },
-        )
+            status,
+        })
 }
 
 fn sbom() -> impl Strategy<Value = Sbom> {
-    proptest::collection::btree_map(0..4u64, (0..PACKAGES, 0..VERSION_TEXTS.len() as u64), 1..5)
+    proptest::collection::btree_map(0..SLOTS, (0..PACKAGES, 0..VERSION_TEXTS.len() as u64), 1..5)
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -713,6 +782,14 @@ fn random_windows_match_naive_recomputation() {
         "{total:?}"
     );
     assert!(total.merged > 50 && total.bumps_checked > 20, "{total:?}");
+    assert!(
+        total.by_package > 20 && total.by_artifact > 20 && total.by_component > 20,
+        "{total:?}"
+    );
+    assert!(
+        total.out_of_scope > 10 && total.narrowed_out > 10,
+        "{total:?}"
+    );
 }
 
 proptest! {
@@ -752,7 +829,10 @@ fn scenario() -> Vec<Vec<Op>> {
     };
     let not_affected = Vex {
         names: BTreeSet::from(["PYSEC-7".to_owned()]),
-        product: 100,
+        target: Target::Package {
+            scope: SCOPE,
+            package: 100,
+        },
         order: Order {
             timestamp_nanos: 1,
             sequence: 0,
@@ -761,7 +841,10 @@ fn scenario() -> Vec<Vec<Op>> {
     };
     let affected_later = Vex {
         names: BTreeSet::from(["CVE-2024-0002".to_owned()]),
-        product: 300,
+        target: Target::Artifact {
+            artifact: 300,
+            sub: None,
+        },
         order: Order {
             timestamp_nanos: 2,
             sequence: 0,
@@ -788,7 +871,32 @@ fn scenario() -> Vec<Vec<Op>> {
         vec![Op::BumpComponent(0, 1, 3)],
         vec![Op::RetractStatement(1)],
         vec![Op::Withdraw(0)],
+        vec![Op::SetStatement(2, later_affected(5, Some(501)))],
+        vec![Op::SetStatement(
+            3,
+            Vex {
+                target: Target::Package {
+                    scope: FOREIGN_SCOPE,
+                    package: 100,
+                },
+                ..later_affected(6, None)
+            },
+        )],
+        vec![Op::SetStatement(2, later_affected(5, Some(500)))],
     ]
+}
+
+/// An `affected` statement for CVE-2024-0002 in artifact 0, narrowed to a component key.
+fn later_affected(timestamp_nanos: i64, sub: Option<ProductKey>) -> Vex {
+    Vex {
+        names: BTreeSet::from(["CVE-2024-0002".to_owned()]),
+        target: Target::Artifact { artifact: 300, sub },
+        order: Order {
+            timestamp_nanos,
+            sequence: 0,
+        },
+        status: VexStatus::Affected,
+    }
 }
 
 #[test]
@@ -824,6 +932,13 @@ fn scenario_matches_naive_and_bump_is_local() {
         .rows
         .iter()
         .any(|(r, d)| *d == 1 && r.vex == Some((1, VexStatus::Affected)) && !r.suppressed));
+    // Window 11 names a component without findings, window 12 a scope no artifact has.
+    assert!(deltas[11].rows.is_empty() && deltas[12].rows.is_empty());
+    // Window 13 narrows the statement to the still affected slot 0, overriding not_affected.
+    assert!(deltas[13].rows.iter().any(|(r, d)| *d == 1
+        && r.component == 1
+        && r.vex == Some((2, VexStatus::Affected))
+        && !r.suppressed));
 }
 
 #[test]
