@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use recheck::formats::purl::Purl;
 use recheck::formats::{self, csaf, cvss, openvex, osv, ErrorKind, FormatError};
 use recheck::model::{Rating, Scope, VexProduct, VexStatement, VexStatus};
 use serde_json::{json, Value};
@@ -79,6 +80,35 @@ fn every_osv_advisory_parses() {
         .filter(|(_, a)| a.withdrawn.is_some())
         .count();
     assert_eq!(withdrawn, 5, "2 PyPI + 3 RustSec advisories are withdrawn");
+
+    // Every purl an advisory gives is stored canonical, and maps to the very
+    // (ecosystem, name) the entry states, so matching by either agrees.
+    let mut with_purl = 0;
+    let mut mismatches = Vec::new();
+    for (doc, a) in &report.items {
+        for (i, p) in a.affected.iter().enumerate() {
+            let Some(purl) = &p.purl else { continue };
+            with_purl += 1;
+            let parsed = Purl::parse(purl).unwrap_or_else(|e| panic!("{doc}: {e}"));
+            assert_eq!(&parsed.canonical(), purl, "{doc}: purl is not canonical");
+            let from_purl = (parsed.ecosystem(), parsed.package_name());
+            if from_purl != (Some(p.ecosystem.clone()), p.name.clone()) {
+                mismatches.push(format!(
+                    "{doc} affected[{i}]: entry ({}, {}) vs purl {purl} -> {from_purl:?}",
+                    p.ecosystem, p.name
+                ));
+            }
+        }
+    }
+    for m in &mismatches {
+        println!("purl mismatch: {m}");
+    }
+    println!(
+        "OSV affected entries with a purl: {with_purl}, mismatches: {}",
+        mismatches.len()
+    );
+    assert!(with_purl > 500, "the corpus has purls: {with_purl}");
+    assert!(mismatches.is_empty(), "{} mismatches", mismatches.len());
 }
 
 #[test]
