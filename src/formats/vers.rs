@@ -350,7 +350,8 @@ fn percent_decode(s: &str) -> Result<String, String> {
 }
 
 /// The canonical form: constraints in version order, `|`-joined, with
-/// separator and comparator characters in versions percent-encoded.
+/// separator and comparator characters, spaces, control and non-ASCII
+/// characters in versions percent-encoded.
 impl fmt::Display for VersRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "vers:{}/", self.versioning_scheme)?;
@@ -362,12 +363,12 @@ impl fmt::Display for VersRange {
                         f.write_str("|")?;
                     }
                     f.write_str(c.comparator.as_str())?;
-                    for ch in c.version.chars() {
-                        match ch {
-                            '%' | '<' | '>' | '=' | '!' | '*' | '|' => {
-                                write!(f, "%{:02X}", u32::from(ch))?
-                            }
-                            _ => write!(f, "{ch}")?,
+                    for &b in c.version.as_bytes() {
+                        // What parsing would strip or reject must stay encoded.
+                        if b.is_ascii_graphic() && !b"%<>=!*|".contains(&b) {
+                            write!(f, "{}", char::from(b))?;
+                        } else {
+                            write!(f, "%{b:02X}")?;
                         }
                     }
                 }
