@@ -1,7 +1,9 @@
 //! Command-line surface of Recheck. Each subcommand lives in its own module
 //! and only wires library pieces together.
 
+mod backfill;
 mod demo;
+mod engine_args;
 mod inputs;
 mod scan;
 mod version_order;
@@ -28,6 +30,9 @@ enum Command {
     /// One-shot match of advisories against SBOMs (with optional VEX): prints
     /// one finding per line (JSON, sorted) or a table.
     Scan(scan::ScanArgs),
+    /// Load advisories, SBOMs and VEX through the incremental engine as one
+    /// window; prints the same findings, byte for byte, as `scan`.
+    Backfill(backfill::BackfillArgs),
     /// Sort versions read from stdin (one per line) in an ecosystem's order.
     VersionOrder(version_order::VersionOrderArgs),
 }
@@ -36,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Scan(args) => scan::run(args),
+        Command::Backfill(args) => backfill::run(args),
         Command::VersionOrder(args) => version_order::run(args),
     }
 }
