@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use recheck::formats::purl::Purl;
 use recheck::formats::{self, csaf, cvss, openvex, osv, ErrorKind, FormatError};
 use recheck::model::{Rating, Scope, VexProduct, VexStatement, VexStatus};
 use serde_json::{json, Value};
@@ -79,6 +80,35 @@ fn every_osv_advisory_parses() {
         .filter(|(_, a)| a.withdrawn.is_some())
         .count();
     assert_eq!(withdrawn, 5, "2 PyPI + 3 RustSec advisories are withdrawn");
+
+    // Every purl an advisory gives is stored canonical, and maps to the very
+    // (ecosystem, name) the entry states, so matching by either agrees.
+    let mut with_purl = 0;
+    let mut mismatches = Vec::new();
+    for (doc, a) in &report.items {
+        for (i, p) in a.affected.iter().enumerate() {
+            let Some(purl) = &p.purl else { continue };
+            with_purl += 1;
+            let parsed = Purl::parse(purl).unwrap_or_else(|e| panic!("{doc}: {e}"));
+            assert_eq!(&parsed.canonical(), purl, "{doc}: purl is not canonical");
+            let from_purl = (parsed.ecosystem(), parsed.package_name());
+            if from_purl != (Some(p.ecosystem.clone()), p.name.clone()) {
+                mismatches.push(format!(
+                    "{doc} affected[{i}]: entry ({}, {}) vs purl {purl} -> {from_purl:?}",
+                    p.ecosystem, p.name
+                ));
+            }
+        }
+    }
+    for m in &mismatches {
+        println!("purl mismatch: {m}");
+    }
+    println!(
+        "OSV affected entries with a purl: {with_purl}, mismatches: {}",
+        mismatches.len()
+    );
+    assert!(with_purl > 500, "the corpus has purls: {with_purl}");
+    assert!(mismatches.is_empty(), "{} mismatches", mismatches.len());
 }
 
 #[test]
@@ -524,5 +554,94 @@ fn broken_documents_fail_with_kind_and_path() {
             "vulnerabilities[0].product_status.known_not_affected"
         ),
         "{e}"
+    );
+}
+
+/// CycloneDX VEX use cases 4 and 5 state ranges (`vers:semver/...`) on the
+/// document's own product. Each range is expanded over the versions the
+/// document names, so the product gets one statement per such version, with
+/// the status the use case's README gives it, and nothing else.
+#[test]
+fn cyclonedx_use_case_ranges_expand_to_named_versions() {
+    use recheck::formats::cyclonedx;
+    let Some(data) = data_dir() else { return };
+    let case = |n: u32| {
+        let path = data.join(format!("vex/cyclonedx/Use-Cases/Case-{n}/vex.json"));
+        let (st, warnings) =
+            cyclonedx::parse_vex_with_warnings("case", &read(&path), Scope::Global)
+                .unwrap_or_else(|e| panic!("{e}"));
+        let got: Vec<(String, VexStatus)> = st
+            .iter()
+            .map(|s| match &s.product {
+                VexProduct::Artifact(a) => (a.clone(), s.status),
+                other => panic!("unexpected product {other:?}"),
+            })
+            .collect();
+        println!("Case-{n}: {got:?}");
+        for w in &warnings {
+            println!("    warning: {w}");
+        }
+        (st, got, warnings)
+    };
+    // "not exploitable in Acme Product versions 2.2.0 through 2.4.0".
+    let (st, got, warnings) = case(4);
+    assert_eq!(
+        got,
+        [
+            ("Acme Product@2.2.0".to_string(), VexStatus::NotAffected),
+            ("Acme Product@2.4.0".to_string(), VexStatus::NotAffected),
+        ]
+    );
+    assert!(st
+        .iter()
+        .all(|s| s.justification.as_deref() == Some("code_not_reachable")));
+    assert_eq!(warnings.len(), 1, "the range is only partly stated");
+    assert_eq!(
+        warnings[0].path,
+        "vulnerabilities[0].affects[0].versions[0]"
+    );
+    // "not exploitable in 7.0.0 and higher, nor prior to 1.5.0; exploitable
+    // from 1.5.0 up to (excluding) 7.0.0".
+    let (_, got, warnings) = case(5);
+    assert_eq!(
+        got,
+        [
+            ("Acme Product@1.5.0".to_string(), VexStatus::Affected),
+            ("Acme Product@7.0.0".to_string(), VexStatus::NotAffected),
+        ]
+    );
+    assert_eq!(warnings.len(), 2);
+}
+
+/// The CycloneDX specification's vulnerability example states three ranges
+/// on jackson-databind while the document holds jackson-databind 2.9.4.
+/// `<2.6.7.5` holds no version the document names; the other two
+/// (`2.7.0|<2.8.11.1`, `2.9.0|<2.9.5`) put an upper bound after an exact
+/// version, which the vers specification rejects (read literally they would
+/// mean "anything below"). So no statement is made and none is widened.
+#[test]
+fn cyclonedx_ranges_expand_only_over_named_versions() {
+    use recheck::formats::cyclonedx;
+    let Some(data) = data_dir() else { return };
+    let path = data.join("sbom/cyclonedx/spec-tests/1.6/valid/valid-vulnerability-1.6.json");
+    let (st, warnings) = cyclonedx::parse_vex_with_warnings("spec", &read(&path), Scope::Global)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for w in &warnings {
+        println!("    warning: {w}");
+    }
+    assert!(st.is_empty(), "{st:#?}");
+    let paths: Vec<&str> = warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "vulnerabilities[0].affects[0].versions[0]",
+            "vulnerabilities[0].affects[0].versions[1].range",
+            "vulnerabilities[0].affects[0].versions[2].range",
+        ]
+    );
+    assert!(
+        warnings[0].message.contains("holds none"),
+        "{}",
+        warnings[0]
     );
 }

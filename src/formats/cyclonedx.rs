@@ -1,7 +1,8 @@
 //! CycloneDX JSON 1.2–1.6: SBOMs and VEX. Both read the same document shape,
 //! so one set of serde types and one component walk serve [`parse_sbom`] and
 //! [`parse_vex`]; VEX `affects[].ref` values resolve against the components
-//! of the very document they appear in.
+//! of the very document they appear in, and `vers:` version ranges expand
+//! over the versions that document names.
 //!
 //! Problems that spoil one value but not the document (a bad purl, an unknown
 //! hash algorithm, an empty bom-ref) are warnings: the value is dropped, the
@@ -14,12 +15,13 @@
 //! [`Purl::match_version`] when the purl has one (the purl is the matching
 //! key, and it carries the rpm epoch), else its `version` field.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::purl::Purl;
+use super::vers::VersRange;
 use super::{ErrorKind, FormatError};
 use crate::model::{
     Artifact, Component, Sbom, SbomFormat, Scope, VexProduct, VexStatement, VexStatus,
@@ -563,9 +565,15 @@ enum Target {
 /// present" report and becomes `affected` (it must never suppress a
 /// finding). A vulnerability without `affects` names no product and yields
 /// no statement. `affects[].versions` entries with an exact `version`
-/// become one statement each on the versioned product; `range` entries
-/// cannot be represented by a product and are dropped with a warning rather
-/// than widened to every version.
+/// become one statement each on the versioned product.
+///
+/// A `range` (a purl-spec `vers:` range) names no single product, so it is
+/// expanded over the versions of the same product that this document names
+/// (see [`known_versions`]): one statement per version inside the range. The
+/// expansion is sound but not complete, so a range that is not a plain list
+/// of versions is also reported as a warning; a range that holds none of the
+/// known versions is dropped with a warning rather than widened to every
+/// version. Not stating the remaining versions never suppresses a finding.
 pub fn parse_vex_with_warnings(
     document: &str,
     bytes: &[u8],
@@ -583,6 +591,8 @@ pub fn parse_vex_with_warnings(
         .metadata
         .as_ref()
         .and_then(|m| m.timestamp.clone());
+    let targets = resolve_all(&walked, &mut w);
+    let known = known_versions(&walked, &targets);
     let mut out = Vec::new();
     for (i, v) in walked.bom.vulnerabilities.iter().flatten().enumerate() {
         let path = format!("vulnerabilities[{i}]");
@@ -633,9 +643,11 @@ pub fn parse_vex_with_warnings(
         };
         for (k, affects) in v.affects.iter().flatten().enumerate() {
             let apath = format!("{path}.affects[{k}]");
-            let target = resolve(&walked, &affects.reference, &apath, &mut w);
+            let Some(target) = targets.get(&(i, k)) else {
+                continue;
+            };
             let Some(versions) = affects.versions.as_ref().filter(|vs| !vs.is_empty()) else {
-                let (product, subcomponent) = unversioned(&walked, &target);
+                let (product, subcomponent) = unversioned(&walked, target);
                 out.push(VexStatement {
                     product,
                     subcomponent,
@@ -645,23 +657,25 @@ pub fn parse_vex_with_warnings(
             };
             for (n, entry) in versions.iter().enumerate() {
                 let vpath = format!("{apath}.versions[{n}]");
-                let Some(version) = entry.version.as_deref().filter(|v| !v.is_empty()) else {
-                    let what = match &entry.range {
-                        Some(r) => format!("version range {r:?} cannot be expressed as a product"),
-                        None => "entry has neither version nor range".to_string(),
-                    };
-                    w.push(&vpath, format!("{what}; skipped"));
-                    continue;
-                };
-                let Some((product, subcomponent)) = versioned(&walked, &target, version) else {
-                    w.push(
-                        &vpath,
-                        format!(
-                            "version {version:?} of {:?} cannot be expressed as a product; skipped",
-                            affects.reference
-                        ),
-                    );
-                    continue;
+                let versions = match (entry.version.as_deref(), entry.range.as_deref()) {
+                    (Some(version), _) if !version.is_empty() => vec![version.to_string()],
+                    (_, Some(range)) => {
+                        match expand_range(
+                            range,
+                            target,
+                            &known,
+                            &affects.reference,
+                            &vpath,
+                            &mut w,
+                        ) {
+                            Some(versions) => versions,
+                            None => continue,
+                        }
+                    }
+                    _ => {
+                        w.push(&vpath, "entry has neither version nor range; skipped");
+                        continue;
+                    }
                 };
                 let status = match entry_status(base.status, entry.status.as_deref()) {
                     Some(s) => s,
@@ -673,18 +687,182 @@ pub fn parse_vex_with_warnings(
                         continue;
                     }
                 };
-                out.push(VexStatement {
-                    product,
-                    subcomponent,
-                    status,
-                    ..base.clone()
-                });
+                for version in &versions {
+                    let Some((product, subcomponent)) = versioned(&walked, target, version) else {
+                        w.push(
+                            &vpath,
+                            format!(
+                                "version {version:?} of {:?} cannot be expressed as a product; skipped",
+                                affects.reference
+                            ),
+                        );
+                        break;
+                    };
+                    out.push(VexStatement {
+                        product,
+                        subcomponent,
+                        status,
+                        ..base.clone()
+                    });
+                }
             }
         }
     }
     out.sort();
     out.dedup();
     Ok((out, w.finish()))
+}
+
+/// The targets of every `affects[]` entry of the vulnerabilities that have
+/// an id, keyed by (vulnerability index, affects index), resolved once so
+/// that each bad ref is reported once.
+fn resolve_all(walked: &Walked, w: &mut Warnings) -> BTreeMap<(usize, usize), Target> {
+    let mut out = BTreeMap::new();
+    for (i, v) in walked.bom.vulnerabilities.iter().flatten().enumerate() {
+        if v.id.as_deref().is_none_or(str::is_empty) {
+            continue;
+        }
+        for (k, affects) in v.affects.iter().flatten().enumerate() {
+            let path = format!("vulnerabilities[{i}].affects[{k}]");
+            out.insert((i, k), resolve(walked, &affects.reference, &path, w));
+        }
+    }
+    out
+}
+
+/// Which product a set of known versions belongs to: the document's own
+/// artifact, or a package by purl type/namespace/name (qualifiers and
+/// subpaths do not make another product, as in `scan::product`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum ProductKey {
+    ThisArtifact,
+    Package {
+        ty: String,
+        namespace: Option<String>,
+        name: String,
+    },
+}
+
+fn product_key(target: &Target) -> Option<ProductKey> {
+    match target {
+        Target::ThisArtifact => Some(ProductKey::ThisArtifact),
+        Target::Purl(p) => Some(package_key(p)),
+        Target::Artifact { .. } => None,
+    }
+}
+
+fn package_key(p: &Purl) -> ProductKey {
+    ProductKey::Package {
+        ty: p.ty.clone(),
+        namespace: p.namespace.clone(),
+        name: p.name.clone(),
+    }
+}
+
+/// The versions of each product that the document itself names: the
+/// versions of its components and of its own artifact, the versions of purl
+/// refs, the exact `affects[].versions[].version` entries and every version
+/// written in an `affects[].versions[].range`. These are the versions a range
+/// is expanded over.
+fn known_versions(
+    walked: &Walked,
+    targets: &BTreeMap<(usize, usize), Target>,
+) -> BTreeMap<ProductKey, BTreeSet<String>> {
+    let mut known: BTreeMap<ProductKey, BTreeSet<String>> = BTreeMap::new();
+    let mut add = |key: ProductKey, version: &str| {
+        if !version.is_empty() {
+            known.entry(key).or_default().insert(version.to_string());
+        }
+    };
+    if let Some(version) = &walked.artifact.version {
+        add(ProductKey::ThisArtifact, version);
+    }
+    for c in &walked.components {
+        if let Some(p) = c.purl.as_deref().and_then(|p| Purl::parse(p).ok()) {
+            if let Some(version) = &p.version {
+                add(package_key(&p), version);
+            }
+        }
+    }
+    for (i, v) in walked.bom.vulnerabilities.iter().flatten().enumerate() {
+        for (k, affects) in v.affects.iter().flatten().enumerate() {
+            let Some(target) = targets.get(&(i, k)) else {
+                continue;
+            };
+            let Some(key) = product_key(target) else {
+                continue;
+            };
+            if let Target::Purl(Purl {
+                version: Some(version),
+                ..
+            }) = target
+            {
+                add(key.clone(), version);
+            }
+            for entry in affects.versions.iter().flatten() {
+                if let Some(version) = &entry.version {
+                    add(key.clone(), version);
+                }
+                if let Some(range) = entry
+                    .range
+                    .as_deref()
+                    .and_then(|r| VersRange::parse(r).ok())
+                {
+                    for c in range.constraints() {
+                        add(key.clone(), &c.version);
+                    }
+                }
+            }
+        }
+    }
+    known
+}
+
+/// The known versions of `target` that `range` holds, or `None` (with a
+/// warning) when the range is invalid or holds none of them.
+fn expand_range(
+    range: &str,
+    target: &Target,
+    known: &BTreeMap<ProductKey, BTreeSet<String>>,
+    reference: &str,
+    path: &str,
+    w: &mut Warnings,
+) -> Option<Vec<String>> {
+    let parsed = match VersRange::parse(range) {
+        Ok(r) => r,
+        Err(e) => {
+            w.push(&format!("{path}.range"), format!("{e}; skipped"));
+            return None;
+        }
+    };
+    let inside: Vec<String> = product_key(target)
+        .and_then(|key| known.get(&key))
+        .into_iter()
+        .flatten()
+        .filter(|v| parsed.contains(v).unwrap_or(false))
+        .cloned()
+        .collect();
+    if inside.is_empty() {
+        w.push(
+            path,
+            format!(
+                "version range {range:?} holds none of the versions this document names \
+                 for {reference:?}; skipped"
+            ),
+        );
+        return None;
+    }
+    if !parsed.is_enumeration() {
+        w.push(
+            path,
+            format!(
+                "version range {range:?} is stated only for the versions of {reference:?} \
+                 this document names ({}); other versions in it are not covered",
+                inside.join(", ")
+            ),
+        );
+    }
+    Some(inside)
 }
 
 fn state_status(state: &str) -> Option<VexStatus> {
@@ -895,6 +1073,56 @@ mod tests {
         assert_eq!(state_status("exploitable"), Some(Affected));
         assert_eq!(state_status("in_triage"), Some(UnderInvestigation));
         assert_eq!(state_status("NOT_AFFECTED"), None);
+    }
+
+    #[test]
+    fn ranges_expand_over_the_versions_the_document_names() {
+        let doc = br#"{
+          "bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+          "metadata": {"component": {"type": "application", "name": "app", "version": "3.1",
+                                     "bom-ref": "app"}},
+          "components": [
+            {"type": "library", "name": "lodash", "bom-ref": "old", "purl": "pkg:npm/lodash@4.17.20"},
+            {"type": "library", "name": "lodash", "bom-ref": "new", "purl": "pkg:npm/lodash@4.17.21"}
+          ],
+          "vulnerabilities": [
+            {"id": "CVE-1", "analysis": {"state": "exploitable"},
+             "affects": [{"ref": "new", "versions": [{"range": "vers:npm/<4.17.21", "status": "affected"}]},
+                         {"ref": "app", "versions": [{"range": "vers:generic/>=3.0|<4.0", "status": "unaffected"},
+                                                     {"range": "vers:generic/>=4.0|>=5.0"}]}]}
+          ]
+        }"#;
+        let (st, warnings) =
+            parse_vex_with_warnings("doc", doc, Scope::Global).unwrap_or_else(|e| panic!("{e}"));
+        let got: Vec<(&VexProduct, VexStatus)> =
+            st.iter().map(|s| (&s.product, s.status)).collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    &VexProduct::Purl("pkg:npm/lodash@4.17.20".into()),
+                    VexStatus::Affected
+                ),
+                (
+                    &VexProduct::Artifact("app@3.0".into()),
+                    VexStatus::NotAffected
+                ),
+                (
+                    &VexProduct::Artifact("app@3.1".into()),
+                    VexStatus::NotAffected
+                ),
+            ]
+        );
+        let paths: Vec<&str> = warnings.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "vulnerabilities[0].affects[0].versions[0]",
+                "vulnerabilities[0].affects[1].versions[0]",
+                "vulnerabilities[0].affects[1].versions[1].range",
+            ],
+            "{warnings:#?}"
+        );
     }
 
     #[test]

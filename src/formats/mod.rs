@@ -11,6 +11,7 @@ pub mod openvex;
 pub mod osv;
 pub mod purl;
 pub mod spdx;
+pub mod vers;
 
 use std::fmt;
 

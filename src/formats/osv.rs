@@ -2,13 +2,15 @@
 //! input every tenant shares, so this parser is strict about what matching
 //! relies on (ids, range types, one key per range event) and names the exact
 //! JSON path of anything it rejects, while ignoring fields it does not use.
+//! Affected package purls are stored in canonical form, and fill in the
+//! ecosystem and name of entries that give only a purl.
 
 use std::path::Path;
 
 use serde::Deserialize;
 
 use super::load::LoadReport;
-use super::purl::normalize_package_name;
+use super::purl::{normalize_package_name, Purl};
 use super::{cvss, ErrorKind, FormatError};
 use crate::model::{Advisory, AffectedPackage, AffectedRange, RangeEvent, RangeKind, Severity};
 
@@ -43,10 +45,12 @@ struct RawAffected {
     database_specific: Option<serde_json::Value>,
 }
 
+/// `ecosystem` and `name` are optional here, not in the schema, because an
+/// entry that names its package only by purl is still usable.
 #[derive(Deserialize)]
 struct RawPackage {
-    ecosystem: String,
-    name: String,
+    ecosystem: Option<String>,
+    name: Option<String>,
     purl: Option<String>,
 }
 
@@ -135,10 +139,7 @@ fn affected_package(
     // OSV allows a package-less entry (GIT ranges only); it then joins with
     // no component, which is the correct outcome for ecosystem matching.
     let (ecosystem, name, purl) = match raw.package {
-        Some(p) => {
-            let name = normalize_package_name(&p.ecosystem, &p.name);
-            (p.ecosystem, name, p.purl)
-        }
+        Some(p) => package(document, &format!("{path}.package"), p)?,
         None => (String::new(), String::new(), None),
     };
     let ranges = raw
@@ -161,6 +162,52 @@ fn affected_package(
         ecosystem_specific: raw.ecosystem_specific,
         database_specific: raw.database_specific,
     })
+}
+
+/// `(ecosystem, normalized name, canonical purl)` of an affected package.
+/// The purl is normalized, and fills in an ecosystem or name the entry does
+/// not give; an unparsable purl is logged and dropped, since matching keys on
+/// ecosystem and name and the rest of the advisory is still good.
+fn package(
+    document: &str,
+    path: &str,
+    raw: RawPackage,
+) -> Result<(String, String, Option<String>), FormatError> {
+    let purl = match raw.purl.as_deref().filter(|p| !p.is_empty()) {
+        None => None,
+        Some(text) => match Purl::parse(text) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(document, path = %format!("{path}.purl"), "{e}; purl dropped");
+                None
+            }
+        },
+    };
+    let given = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    let ecosystem = given(raw.ecosystem).or_else(|| purl.as_ref().and_then(Purl::ecosystem));
+    let Some(ecosystem) = ecosystem else {
+        return Err(FormatError::new(
+            document,
+            path,
+            ErrorKind::Schema,
+            "package has no ecosystem and no purl of a known ecosystem",
+        ));
+    };
+    let name = match given(raw.name) {
+        Some(name) => normalize_package_name(&ecosystem, &name),
+        None => match &purl {
+            Some(p) => p.package_name(),
+            None => {
+                return Err(FormatError::new(
+                    document,
+                    path,
+                    ErrorKind::Schema,
+                    "package has no name and no purl to derive it from",
+                ))
+            }
+        },
+    };
+    Ok((ecosystem, name, purl.as_ref().map(Purl::canonical)))
 }
 
 fn range(document: &str, path: &str, raw: RawRange) -> Result<AffectedRange, FormatError> {
@@ -290,6 +337,35 @@ mod tests {
     }
 
     #[test]
+    fn purls_are_canonical_and_fill_in_missing_names() {
+        let doc = r#"{"id": "X", "affected": [
+            {"package": {"ecosystem": "npm", "name": "@Scope/Pkg", "purl": "pkg:NPM/%40Scope/Pkg"}},
+            {"package": {"purl": "pkg:pypi/Django_Rest.Framework@1.0"}},
+            {"package": {"ecosystem": "Maven", "name": "", "purl": "pkg:maven/org.a/b"}},
+            {"package": {"ecosystem": "PyPI", "name": "x", "purl": "pkg:"}}
+        ]}"#;
+        let a = parse_advisory("t.json", doc.as_bytes()).unwrap();
+        let got: Vec<(&str, &str, Option<&str>)> = a
+            .affected
+            .iter()
+            .map(|p| (p.ecosystem.as_str(), p.name.as_str(), p.purl.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("npm", "@scope/pkg", Some("pkg:npm/%40scope/pkg")),
+                (
+                    "PyPI",
+                    "django-rest-framework",
+                    Some("pkg:pypi/django-rest.framework@1.0")
+                ),
+                ("Maven", "org.a:b", Some("pkg:maven/org.a/b")),
+                ("PyPI", "x", None),
+            ]
+        );
+    }
+
+    #[test]
     fn reports_semantic_errors_with_paths() {
         let cases = [
             (r#"{"id": ""}"#, "id", ErrorKind::Invalid),
@@ -337,6 +413,16 @@ mod tests {
                 r#"{"id": "X", "affected": [{"ranges": [{"type": "SEMVER", "events": [{"fixed": 1}]}]}]}"#,
                 "affected[0].ranges[0].events[0].fixed",
                 ErrorKind::Invalid,
+            ),
+            (
+                r#"{"id": "X", "affected": [{"package": {"name": "x", "purl": "pkg:generic/x"}}]}"#,
+                "affected[0].package",
+                ErrorKind::Schema,
+            ),
+            (
+                r#"{"id": "X", "affected": [{"package": {"ecosystem": "npm", "purl": "pkg:"}}]}"#,
+                "affected[0].package",
+                ErrorKind::Schema,
             ),
             (
                 r#"{"id": "X", "aliases": "CVE-1"}"#,
