@@ -99,7 +99,13 @@ fn run_cluster(inputs: &Inputs) -> Vec<u8> {
         "{}",
         String::from_utf8_lossy(&follower_out.stderr)
     );
-    assert!(follower_out.stdout.is_empty(), "only process 0 prints findings");
+    // Timely itself may log connection retries on stdout; findings come only from process 0.
+    assert!(
+        !String::from_utf8_lossy(&follower_out.stdout)
+            .lines()
+            .any(|l| l.starts_with('{')),
+        "only process 0 prints findings"
+    );
     std::fs::remove_dir_all(&dir).ok();
     out.stdout
 }

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 
 use recheck::engine::record::{InputRecord, LogEntry};
 use recheck::engine::{Engine, EngineConfig};

@@ -411,7 +411,7 @@ impl Catalog {
     /// Render a dataflow update as a finding: insertions with the current
     /// names, retractions with the names as they were before this window's
     /// changes. `None` if an id is unknown (a bug upstream, logged by callers).
-    pub fn finding(&self, row: &df::ImpactRow<MatchReason>, diff: df::Diff) -> Option<Finding> {
+    pub fn finding(&self, row: &super::Row, diff: df::Diff) -> Option<Finding> {
         let old = diff < 0;
         let artifact_names = old
             .then(|| self.retired.artifacts.get(&row.artifact))
@@ -456,7 +456,7 @@ impl Catalog {
             } else {
                 FindingStatus::Affected
             },
-            reason: row.reason.clone(),
+            reason: MatchReason::from(row.reason.clone()),
             vex_status: statement.map(|s| s.status),
             justification: statement.and_then(|s| s.justification.clone()),
             vex_source: statement.map(|s| s.source.clone()),

@@ -10,6 +10,7 @@
 //! the number of workers or processes.
 
 pub mod catalog;
+mod cluster;
 pub mod evaluator;
 pub mod ids;
 pub mod record;
@@ -25,13 +26,13 @@ use timely::{CommunicationConfig, WorkerConfig};
 
 use recheck_dataflows as df;
 
-use crate::model::{Finding, MatchReason};
+use crate::model::Finding;
 use catalog::{Catalog, Updates};
 use evaluator::VersionEvaluator;
 use record::{InputRecord, LogEntry};
 
 /// An impact delta as the dataflow emits it.
-pub type Row = df::ImpactRow<MatchReason>;
+pub type Row = df::ImpactRow<evaluator::WireReason>;
 
 /// How to run timely: threads in this process, and optionally a cluster of
 /// processes (timely's own cluster mode; process 0 reads the input).
@@ -74,56 +75,61 @@ pub enum EngineError {
     WindowOrder { got: u64, after: u64 },
 }
 
+/// Worker allocators for a configuration.
+type Allocators = (
+    Vec<timely::communication::AllocatorBuilder>,
+    Box<dyn std::any::Any + Send>,
+);
+
 impl EngineConfig {
-    fn timely(&self) -> Result<timely::Config, EngineError> {
+    fn allocators(&self) -> Result<Allocators, EngineError> {
         if self.workers == 0 || self.processes == 0 || self.process_index >= self.processes {
             return Err(EngineError::Config(format!(
                 "need workers >= 1, processes >= 1 and process index < processes (got {}, {}, {})",
                 self.workers, self.processes, self.process_index
             )));
         }
-        let communication = if self.processes == 1 {
-            if self.workers == 1 {
+        if self.processes == 1 {
+            let communication = if self.workers == 1 {
                 CommunicationConfig::Thread
             } else {
                 CommunicationConfig::Process(self.workers)
-            }
-        } else {
-            let addresses = match &self.hostfile {
-                Some(path) => std::fs::read_to_string(path)
-                    .map_err(|source| EngineError::Hostfile {
-                        path: path.clone(),
-                        source,
-                    })?
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(str::to_string)
-                    .collect::<Vec<_>>(),
-                None => (0..self.processes)
-                    .map(|i| format!("127.0.0.1:{}", 2101 + i))
-                    .collect(),
             };
-            if addresses.len() != self.processes {
-                return Err(EngineError::Config(format!(
-                    "hostfile lists {} addresses for {} processes",
-                    addresses.len(),
-                    self.processes
-                )));
-            }
-            CommunicationConfig::Cluster {
-                threads: self.workers,
-                process: self.process_index,
-                addresses,
-                report: false,
-                zerocopy: false,
-            }
+            return communication.try_build().map_err(EngineError::Start);
+        }
+        let addresses = match &self.hostfile {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|source| EngineError::Hostfile {
+                    path: path.clone(),
+                    source,
+                })?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+            None => (0..self.processes)
+                .map(|i| format!("127.0.0.1:{}", 2101 + i))
+                .collect(),
         };
-        Ok(timely::Config {
-            communication,
-            worker: WorkerConfig::default(),
-        })
+        if addresses.len() != self.processes {
+            return Err(EngineError::Config(format!(
+                "hostfile lists {} addresses for {} processes",
+                addresses.len(),
+                self.processes
+            )));
+        }
+        cluster::allocators(&addresses, self.process_index, self.workers)
     }
+}
+
+fn execute<F>(config: &EngineConfig, func: F) -> Result<timely::communication::WorkerGuards<()>, EngineError>
+where
+    F: Fn(&mut timely::worker::Worker) + Send + Sync + 'static,
+{
+    let (builders, others) = config.allocators()?;
+    timely::execute::execute_from(builders, others, WorkerConfig::default(), func)
+        .map_err(EngineError::Start)
 }
 
 enum Command {
@@ -296,17 +302,15 @@ impl Engine {
                 "only process 0 reads the input; use run_follower for the others".into(),
             ));
         }
-        let timely_config = config.timely()?;
         let (cmd_tx, cmd_rx) = mpsc::channel();
         let (delta_tx, delta_rx) = mpsc::channel();
         let (thread_tx, thread_rx) = mpsc::channel();
         let commands: Shared<_> = Arc::new(Mutex::new(Some(cmd_rx)));
         let deltas: Shared<_> = Arc::new(Mutex::new(Some(delta_tx)));
         let thread: Shared<_> = Arc::new(Mutex::new(Some(thread_tx)));
-        let guards = timely::execute(timely_config, move |worker| {
+        let guards = execute(config, move |worker| {
             worker_main(worker, commands.clone(), deltas.clone(), thread.clone())
-        })
-        .map_err(EngineError::Start)?;
+        })?;
         let worker0 = thread_rx.recv().map_err(|_| EngineError::Stopped)?;
         Ok(Engine {
             commands: cmd_tx,
@@ -406,16 +410,14 @@ pub struct ClosedWindow {
 /// Join a cluster as process `config.process_index > 0` and run until
 /// process 0 shuts down.
 pub fn run_follower(config: &EngineConfig) -> Result<(), EngineError> {
-    let timely_config = config.timely()?;
-    let guards = timely::execute(timely_config, move |worker| {
+    let guards = execute(config, move |worker| {
         worker_main(
             worker,
             Arc::new(Mutex::new(None)),
             Arc::new(Mutex::new(None)),
             Arc::new(Mutex::new(None)),
         )
-    })
-    .map_err(EngineError::Start)?;
+    })?;
     drop(guards);
     Ok(())
 }
