@@ -92,10 +92,20 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn measurement(name: &str, value: f64, unit: &str, baseline: Option<(&str, f64)>, higher_is_better: bool) -> Value {
+fn measurement(
+    name: &str,
+    value: f64,
+    unit: &str,
+    baseline: Option<(&str, f64)>,
+    higher_is_better: bool,
+) -> Value {
     let (bname, bvalue, ratio) = match baseline {
         Some((n, v)) if v > 0.0 && value > 0.0 => {
-            let ratio = if higher_is_better { value / v } else { v / value };
+            let ratio = if higher_is_better {
+                value / v
+            } else {
+                v / value
+            };
             (Some(n), Some(v), Some(ratio))
         }
         Some((n, v)) => (Some(n), Some(v), None),
@@ -137,19 +147,28 @@ pub fn load_advisories() -> Result<(Vec<Advisory>, Vec<Sbom>, String), BenchErro
     let (adv_paths, sbom_paths, source) = match crate::samples::shared_data_dir() {
         Some(d) => (
             vec![d.join("osv")],
-            vec![d.join("sbom/cyclonedx/bom-examples"), d.join("sbom/cyclonedx/in-the-wild"), d.join("sbom/spdx")],
+            vec![
+                d.join("sbom/cyclonedx/bom-examples"),
+                d.join("sbom/cyclonedx/in-the-wild"),
+                d.join("sbom/spdx"),
+            ],
             format!("{}", d.display()),
         ),
         None => {
             let s = crate::samples::bundled_dir();
-            (vec![s.join("advisories")], vec![s.join("sboms")], format!("{}", s.display()))
+            (
+                vec![s.join("advisories")],
+                vec![s.join("sboms")],
+                format!("{}", s.display()),
+            )
         }
     };
-    let advisories: Vec<Advisory> = crate::formats::load::load(&adv_paths, crate::formats::osv::parse_advisory)
-        .items
-        .into_iter()
-        .map(|(_, a)| a)
-        .collect();
+    let advisories: Vec<Advisory> =
+        crate::formats::load::load(&adv_paths, crate::formats::osv::parse_advisory)
+            .items
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect();
     if advisories.is_empty() {
         return Err(BenchError::NoData(source));
     }
@@ -164,7 +183,10 @@ pub fn load_advisories() -> Result<(Vec<Advisory>, Vec<Sbom>, String), BenchErro
 }
 
 /// Run the engine suite and return the JSON report.
-pub fn run_engine_suite(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Value, BenchError> {
+pub fn run_engine_suite(
+    config: &BenchConfig,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Value, BenchError> {
     let (all_advisories, corpus_sboms, source) = load_advisories()?;
     // Hold back every 10th advisory: those arrive later as "new advisory" changes.
     let (held, loaded): (Vec<_>, Vec<_>) = all_advisories
@@ -173,14 +195,24 @@ pub fn run_engine_suite(config: &BenchConfig, progress: &mut dyn FnMut(&str)) ->
         .partition(|(i, _)| i % 10 == 9);
     let held: Vec<Advisory> = held.into_iter().map(|(_, a)| a).collect();
     let loaded: Vec<Advisory> = loaded.into_iter().map(|(_, a)| a).collect();
-    let corpus = Corpus::from_documents(&loaded.iter().chain(held.iter()).cloned().collect::<Vec<_>>(), &corpus_sboms);
+    let corpus = Corpus::from_documents(
+        &loaded
+            .iter()
+            .chain(held.iter())
+            .cloned()
+            .collect::<Vec<_>>(),
+        &corpus_sboms,
+    );
     let shape = FleetShape {
         instances: config.instances,
         components_per_artifact: config.components_per_artifact,
         tenants: 4,
         seed: config.seed,
     };
-    let fleet = Fleet { corpus: &corpus, shape };
+    let fleet = Fleet {
+        corpus: &corpus,
+        shape,
+    };
     let artifacts = shape.artifacts();
     let mut measurements = Vec::new();
 
@@ -219,7 +251,9 @@ pub fn run_engine_suite(config: &BenchConfig, progress: &mut dyn FnMut(&str)) ->
     };
     let t = Instant::now();
     for a in &loaded {
-        engine.apply(&next(InputRecord::Advisory { advisory: a.clone() }))?;
+        engine.apply(&next(InputRecord::Advisory {
+            advisory: a.clone(),
+        }))?;
     }
     for i in 0..artifacts {
         let sbom = fleet.artifact(i);
@@ -239,13 +273,40 @@ pub fn run_engine_suite(config: &BenchConfig, progress: &mut dyn FnMut(&str)) ->
         "engine.backfill.throughput",
         generated as f64 / backfill_time.as_secs_f64(),
         "instances/s",
-        Some(("naive.full_recompute.throughput", generated as f64 / naive_time.as_secs_f64())),
+        Some((
+            "naive.full_recompute.throughput",
+            generated as f64 / naive_time.as_secs_f64(),
+        )),
         true,
     ));
-    measurements.push(measurement("engine.backfill.time", backfill_time.as_secs_f64(), "s", Some(("naive.full_recompute.time", naive_time.as_secs_f64())), false));
-    measurements.push(measurement("fleet.generation.time", generation_time.as_secs_f64(), "s", None, false));
-    measurements.push(measurement("engine.findings", engine_rows as f64, "findings", Some(("naive.findings", naive_findings as f64)), true));
-    measurements.push(measurement("engine.resident.total", resident as f64, "bytes", None, false));
+    measurements.push(measurement(
+        "engine.backfill.time",
+        backfill_time.as_secs_f64(),
+        "s",
+        Some(("naive.full_recompute.time", naive_time.as_secs_f64())),
+        false,
+    ));
+    measurements.push(measurement(
+        "fleet.generation.time",
+        generation_time.as_secs_f64(),
+        "s",
+        None,
+        false,
+    ));
+    measurements.push(measurement(
+        "engine.findings",
+        engine_rows as f64,
+        "findings",
+        Some(("naive.findings", naive_findings as f64)),
+        true,
+    ));
+    measurements.push(measurement(
+        "engine.resident.total",
+        resident as f64,
+        "bytes",
+        None,
+        false,
+    ));
     measurements.push(measurement(
         "engine.resident.per_instance",
         resident as f64 / generated.max(1) as f64,
@@ -267,12 +328,21 @@ pub fn run_engine_suite(config: &BenchConfig, progress: &mut dyn FnMut(&str)) ->
         let kind = KINDS[c % KINDS.len()];
         let k = c / KINDS.len();
         let records: Vec<InputRecord> = match kind {
-            "new_advisory" => vec![InputRecord::Advisory { advisory: held[k % held.len()].clone() }],
+            "new_advisory" => vec![InputRecord::Advisory {
+                advisory: held[k % held.len()].clone(),
+            }],
             "modified_range" => {
                 let mut a = loaded[(k * 7) % loaded.len()].clone();
                 if let Some(entry) = a.affected.first_mut() {
                     let vs = versions_of.get(&(entry.ecosystem.as_str(), entry.name.as_str()));
-                    if let (Some(vs), Some(ev)) = (vs, entry.ranges.iter_mut().flat_map(|r| r.events.iter_mut()).find(|e| matches!(e, RangeEvent::Fixed(_)))) {
+                    if let (Some(vs), Some(ev)) = (
+                        vs,
+                        entry
+                            .ranges
+                            .iter_mut()
+                            .flat_map(|r| r.events.iter_mut())
+                            .find(|e| matches!(e, RangeEvent::Fixed(_))),
+                    ) {
                         *ev = RangeEvent::Fixed(vs[k % vs.len()].clone());
                     }
                 }
@@ -312,7 +382,10 @@ pub fn run_engine_suite(config: &BenchConfig, progress: &mut dyn FnMut(&str)) ->
                     let comp = &sbom.components[j];
                     if let (Some(e), Some(p)) = (&comp.ecosystem, &comp.package) {
                         if let Some(vs) = versions_of.get(&(e.as_str(), p.as_str())) {
-                            let pkg = corpus.packages.iter().find(|x| &x.ecosystem == e && &x.package == p);
+                            let pkg = corpus
+                                .packages
+                                .iter()
+                                .find(|x| &x.ecosystem == e && &x.package == p);
                             if let Some(pkg) = pkg {
                                 sbom.components[j] = fleet::component(pkg, &vs[(k + 1) % vs.len()]);
                                 sbom.components.sort();
@@ -320,7 +393,10 @@ pub fn run_engine_suite(config: &BenchConfig, progress: &mut dyn FnMut(&str)) ->
                         }
                     }
                 }
-                vec![InputRecord::Sbom { tenant: tenant_of(&sbom).to_string(), sbom }]
+                vec![InputRecord::Sbom {
+                    tenant: tenant_of(&sbom).to_string(),
+                    sbom,
+                }]
             }
         };
         window += 1;
@@ -339,16 +415,26 @@ pub fn run_engine_suite(config: &BenchConfig, progress: &mut dyn FnMut(&str)) ->
     let hot = corpus.packages.iter().find(|p| p.advised);
     let mut hot_latency = None;
     if let Some(hot) = hot {
-        if let Some(a) = loaded.iter().find(|a| a.affected.iter().any(|e| e.ecosystem == hot.ecosystem && e.name == hot.package)) {
+        if let Some(a) = loaded.iter().find(|a| {
+            a.affected
+                .iter()
+                .any(|e| e.ecosystem == hot.ecosystem && e.name == hot.package)
+        }) {
             let mut a = a.clone();
             a.withdrawn = Some("2026-12-02T00:00:00Z".into());
             window += 1;
             let t = Instant::now();
-            engine.apply(&next(InputRecord::Advisory { advisory: a.clone() }))?;
+            engine.apply(&next(InputRecord::Advisory {
+                advisory: a.clone(),
+            }))?;
             let closed = engine.apply(&next(InputRecord::WindowClosed { window }))?;
             let d = t.elapsed();
             let rows = closed.map(|c| c.deltas.rows.len()).unwrap_or(0);
-            hot_latency = Some((d, rows, format!("{} ({}/{})", a.id, hot.ecosystem, hot.package)));
+            hot_latency = Some((
+                d,
+                rows,
+                format!("{} ({}/{})", a.id, hot.ecosystem, hot.package),
+            ));
         }
     }
     engine.shutdown();
@@ -356,16 +442,52 @@ pub fn run_engine_suite(config: &BenchConfig, progress: &mut dyn FnMut(&str)) ->
     let mut all: Vec<Duration> = latencies.values().flatten().copied().collect();
     all.sort();
     let naive_ms = ms(naive_time);
-    measurements.push(measurement("engine.incremental.latency.p50", ms(percentile(&all, 0.5)), "ms", Some(("naive.full_recompute.time", naive_ms)), false));
-    measurements.push(measurement("engine.incremental.latency.p99", ms(percentile(&all, 0.99)), "ms", Some(("naive.full_recompute.time", naive_ms)), false));
+    measurements.push(measurement(
+        "engine.incremental.latency.p50",
+        ms(percentile(&all, 0.5)),
+        "ms",
+        Some(("naive.full_recompute.time", naive_ms)),
+        false,
+    ));
+    measurements.push(measurement(
+        "engine.incremental.latency.p99",
+        ms(percentile(&all, 0.99)),
+        "ms",
+        Some(("naive.full_recompute.time", naive_ms)),
+        false,
+    ));
     for (kind, mut ls) in latencies {
         ls.sort();
-        measurements.push(measurement(&format!("engine.incremental.{kind}.p50"), ms(percentile(&ls, 0.5)), "ms", None, false));
-        measurements.push(measurement(&format!("engine.incremental.{kind}.p99"), ms(percentile(&ls, 0.99)), "ms", None, false));
-        measurements.push(measurement(&format!("engine.incremental.{kind}.deltas"), deltas_out.get(kind).copied().unwrap_or(0) as f64, "rows", None, true));
+        measurements.push(measurement(
+            &format!("engine.incremental.{kind}.p50"),
+            ms(percentile(&ls, 0.5)),
+            "ms",
+            None,
+            false,
+        ));
+        measurements.push(measurement(
+            &format!("engine.incremental.{kind}.p99"),
+            ms(percentile(&ls, 0.99)),
+            "ms",
+            None,
+            false,
+        ));
+        measurements.push(measurement(
+            &format!("engine.incremental.{kind}.deltas"),
+            deltas_out.get(kind).copied().unwrap_or(0) as f64,
+            "rows",
+            None,
+            true,
+        ));
     }
     if let Some((d, rows, what)) = &hot_latency {
-        let mut m = measurement("engine.incremental.hot_package_withdrawal", ms(*d), "ms", Some(("naive.full_recompute.time", naive_ms)), false);
+        let mut m = measurement(
+            "engine.incremental.hot_package_withdrawal",
+            ms(*d),
+            "ms",
+            Some(("naive.full_recompute.time", naive_ms)),
+            false,
+        );
         m["deltas"] = json!(rows);
         m["change"] = json!(what);
         measurements.push(m);
@@ -374,10 +496,37 @@ pub fn run_engine_suite(config: &BenchConfig, progress: &mut dyn FnMut(&str)) ->
     if config.sql {
         progress("SQL baseline (DuckDB)");
         let sql = sql_baseline(&fleet, &loaded, &config.scratch)?;
-        measurements.push(measurement("sql.duckdb.join.time", sql.join_seconds * 1e3, "ms", None, false));
-        measurements.push(measurement("engine.incremental.latency.p50_vs_sql_join", ms(percentile(&all, 0.5)), "ms", Some(("sql.duckdb.join.time", sql.join_seconds * 1e3)), false));
-        measurements.push(measurement("engine.backfill.time_vs_sql_load_and_join", backfill_time.as_secs_f64(), "s", Some(("sql.duckdb.load_and_join.time", sql.load_seconds + sql.join_seconds)), false));
-        measurements.push(measurement("sql.duckdb.findings", sql.findings as f64, "findings", None, true));
+        measurements.push(measurement(
+            "sql.duckdb.join.time",
+            sql.join_seconds * 1e3,
+            "ms",
+            None,
+            false,
+        ));
+        measurements.push(measurement(
+            "engine.incremental.latency.p50_vs_sql_join",
+            ms(percentile(&all, 0.5)),
+            "ms",
+            Some(("sql.duckdb.join.time", sql.join_seconds * 1e3)),
+            false,
+        ));
+        measurements.push(measurement(
+            "engine.backfill.time_vs_sql_load_and_join",
+            backfill_time.as_secs_f64(),
+            "s",
+            Some((
+                "sql.duckdb.load_and_join.time",
+                sql.load_seconds + sql.join_seconds,
+            )),
+            false,
+        ));
+        measurements.push(measurement(
+            "sql.duckdb.findings",
+            sql.findings as f64,
+            "findings",
+            None,
+            true,
+        ));
     }
 
     Ok(json!({
@@ -410,7 +559,11 @@ struct SqlResult {
 /// DuckDB doing the same join: instances ⋈ affected versions on (package,
 /// version). Which versions are affected is computed by Recheck's range code
 /// (SQL has no ecosystem version order), so the baseline is the join alone.
-fn sql_baseline(fleet: &Fleet<'_>, advisories: &[Advisory], scratch: &Path) -> Result<SqlResult, BenchError> {
+fn sql_baseline(
+    fleet: &Fleet<'_>,
+    advisories: &[Advisory],
+    scratch: &Path,
+) -> Result<SqlResult, BenchError> {
     std::fs::create_dir_all(scratch)?;
     let inst_path = scratch.join("instances.csv");
     let aff_path = scratch.join("affected.csv");
@@ -424,7 +577,10 @@ fn sql_baseline(fleet: &Fleet<'_>, advisories: &[Advisory], scratch: &Path) -> R
                 let pk = crate::engine::ids::package_key(e, p);
                 let vk = crate::engine::ids::version_id(e, p, v);
                 writeln!(inst, "{i},{pk},{vk}")?;
-                distinct.entry((e.clone(), p.clone())).or_default().insert(v.clone());
+                distinct
+                    .entry((e.clone(), p.clone()))
+                    .or_default()
+                    .insert(v.clone());
             }
         }
     }
@@ -433,7 +589,9 @@ fn sql_baseline(fleet: &Fleet<'_>, advisories: &[Advisory], scratch: &Path) -> R
     writeln!(aff, "package,version,advisory")?;
     for a in advisories.iter().filter(|a| a.withdrawn.is_none()) {
         for (idx, e) in a.affected.iter().enumerate() {
-            let Some(vs) = distinct.get(&(e.ecosystem.clone(), e.name.clone())) else { continue };
+            let Some(vs) = distinct.get(&(e.ecosystem.clone(), e.name.clone())) else {
+                continue;
+            };
             let compiled = CompiledAffected::new(e, idx);
             for v in vs {
                 if let RangeMatch::Affected(_) = compiled.matches(v) {
@@ -473,7 +631,8 @@ print(json.dumps({{"load": load, "join": join, "findings": n}}))
             String::from_utf8_lossy(&out.stderr)
         )));
     }
-    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| BenchError::Sql(e.to_string()))?;
+    let v: Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| BenchError::Sql(e.to_string()))?;
     Ok(SqlResult {
         load_seconds: v["load"].as_f64().unwrap_or(0.0),
         join_seconds: v["join"].as_f64().unwrap_or(0.0),

@@ -75,8 +75,7 @@ impl Corpus {
     /// Packages and versions from real advisories (packages whose purl we can
     /// write: PyPI and crates.io) and from real SBOM components with purls.
     pub fn from_documents(advisories: &[Advisory], sboms: &[Sbom]) -> Corpus {
-        let mut map: BTreeMap<(String, String), (String, BTreeSet<String>, bool)> =
-            BTreeMap::new();
+        let mut map: BTreeMap<(String, String), (String, BTreeSet<String>, bool)> = BTreeMap::new();
         for adv in advisories {
             for entry in &adv.affected {
                 let Some(base) = purl_base_for(&entry.ecosystem, &entry.name) else {
@@ -118,13 +117,15 @@ impl Corpus {
             packages: map
                 .into_iter()
                 .filter(|(_, (_, vs, _))| !vs.is_empty())
-                .map(|((ecosystem, package), (purl_base, versions, advised))| CorpusPackage {
-                    ecosystem,
-                    package,
-                    purl_base,
-                    versions: versions.into_iter().collect(),
-                    advised,
-                })
+                .map(
+                    |((ecosystem, package), (purl_base, versions, advised))| CorpusPackage {
+                        ecosystem,
+                        package,
+                        purl_base,
+                        versions: versions.into_iter().collect(),
+                        advised,
+                    },
+                )
                 .collect(),
         }
     }

@@ -37,8 +37,17 @@ fn corpus() -> Option<Inputs> {
     let s = recheck::samples::bundled_dir();
     Some(Inputs {
         advisories: vec![d.join("osv"), s.join("advisories")],
-        sboms: vec![d.join("sbom/cyclonedx/bom-examples"), d.join("sbom/cyclonedx/in-the-wild"), d.join("sbom/spdx"), s.join("sboms")],
-        vex: vec![d.join("vex/openvex"), d.join("vex/csaf/csaf_vex"), s.join("vex")],
+        sboms: vec![
+            d.join("sbom/cyclonedx/bom-examples"),
+            d.join("sbom/cyclonedx/in-the-wild"),
+            d.join("sbom/spdx"),
+            s.join("sboms"),
+        ],
+        vex: vec![
+            d.join("vex/openvex"),
+            d.join("vex/csaf/csaf_vex"),
+            s.join("vex"),
+        ],
     })
 }
 
@@ -93,7 +102,11 @@ fn run_cluster(inputs: &Inputs) -> Vec<u8> {
     let leader = spawn("0");
     let out = leader.wait_with_output().expect("leader");
     let follower_out = follower.wait_with_output().expect("follower");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         follower_out.status.success(),
         "{}",
@@ -116,7 +129,10 @@ fn backfill_equals_scan_on_samples() {
     let scan = run("scan", &inputs, &[]).stdout;
     assert!(!scan.is_empty());
     assert_eq!(run("backfill", &inputs, &[]).stdout, scan);
-    assert_eq!(run("backfill", &inputs, &["--format", "table"]).stdout, run("scan", &inputs, &["--format", "table"]).stdout);
+    assert_eq!(
+        run("backfill", &inputs, &["--format", "table"]).stdout,
+        run("scan", &inputs, &["--format", "table"]).stdout
+    );
 }
 
 #[test]
@@ -127,6 +143,10 @@ fn backfill_equals_scan_on_the_corpus_with_1_and_2_workers_and_2_processes() {
     println!("corpus: {lines} findings");
     assert!(lines > 0, "the corpus yields findings");
     assert_eq!(run("backfill", &inputs, &[]).stdout, scan, "1 worker");
-    assert_eq!(run("backfill", &inputs, &["-w", "2"]).stdout, scan, "2 workers");
+    assert_eq!(
+        run("backfill", &inputs, &["-w", "2"]).stdout,
+        scan,
+        "2 workers"
+    );
     assert_eq!(run_cluster(&inputs), scan, "2 processes");
 }

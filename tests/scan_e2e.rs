@@ -178,7 +178,10 @@ fn version_order_sorts_in_ecosystem_order() {
 
 #[test]
 fn version_order_reports_bad_lines_and_exits_2() {
-    let out = version_order("crates.io", "1.10.0\n1.2.0-rc.1\nnot a version\n1.2.0\n0.9.1\n");
+    let out = version_order(
+        "crates.io",
+        "1.10.0\n1.2.0-rc.1\nnot a version\n1.2.0\n0.9.1\n",
+    );
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),

@@ -18,8 +18,8 @@ use recheck_dataflows as df;
 use super::ids;
 use super::record::InputRecord;
 use crate::model::{
-    Advisory, AffectedRange, Finding, FindingStatus, MatchReason, Rating, Sbom, Scope,
-    VexProduct, VexStatement, VexStatus,
+    Advisory, AffectedRange, Finding, FindingStatus, MatchReason, Rating, Sbom, Scope, VexProduct,
+    VexStatement, VexStatus,
 };
 use crate::scan::{component_identity, parse_timestamp, product};
 
@@ -218,7 +218,8 @@ impl Catalog {
     fn put_advisory(&mut self, adv: &Advisory, out: &mut Updates) {
         self.remove_advisory(&adv.id, out);
         let rows = advisory_rows(adv);
-        out.entries.extend(rows.entries.iter().cloned().map(|r| (r, 1)));
+        out.entries
+            .extend(rows.entries.iter().cloned().map(|r| (r, 1)));
         out.severities.extend(rows.severity.iter().map(|r| (*r, 1)));
         out.names.extend(rows.names.iter().cloned().map(|r| (r, 1)));
         self.advisory_names
@@ -232,8 +233,10 @@ impl Catalog {
                 .advisories
                 .entry(ids::advisory_id(id))
                 .or_insert(adv);
-            out.entries.extend(rows.entries.into_iter().map(|r| (r, -1)));
-            out.severities.extend(rows.severity.into_iter().map(|r| (r, -1)));
+            out.entries
+                .extend(rows.entries.into_iter().map(|r| (r, -1)));
+            out.severities
+                .extend(rows.severity.into_iter().map(|r| (r, -1)));
             out.names.extend(rows.names.into_iter().map(|r| (r, -1)));
         }
     }
@@ -245,7 +248,8 @@ impl Catalog {
             .iter()
             .map(|k| ids::product_key(k))
             .collect();
-        out.artifact_keys.extend(keys.iter().map(|k| ((artifact, *k), 1)));
+        out.artifact_keys
+            .extend(keys.iter().map(|k| ((artifact, *k), 1)));
         let mut seen = std::collections::BTreeSet::new();
         let mut instances = Vec::new();
         for c in &sbom.components {
@@ -261,26 +265,31 @@ impl Catalog {
             let version_id = ids::version_id(eco, pkg, version);
             let component = ids::component_id(&identity, c.reference.as_deref());
             instances.push((artifact, component, package, version_id));
-            out.instances.push(((artifact, component, package, version_id), 1));
+            out.instances
+                .push(((artifact, component, package, version_id), 1));
             let v = self
                 .versions
                 .entry((package, version_id))
                 .or_insert_with(|| (version.clone(), 0));
             if v.1 == 0 {
-                out.versions.push(((package, version_id, version.clone()), 1));
+                out.versions
+                    .push(((package, version_id, version.clone()), 1));
             }
             v.1 += 1;
-            let info = self.components.entry(component).or_insert_with(|| ComponentInfo {
-                purl: c.purl.clone(),
-                ecosystem: eco.clone(),
-                package: pkg.clone(),
-                version: version.clone(),
-                keys: product::component_keys(c)
-                    .iter()
-                    .map(|k| ids::product_key(k))
-                    .collect(),
-                uses: 0,
-            });
+            let info = self
+                .components
+                .entry(component)
+                .or_insert_with(|| ComponentInfo {
+                    purl: c.purl.clone(),
+                    ecosystem: eco.clone(),
+                    package: pkg.clone(),
+                    version: version.clone(),
+                    keys: product::component_keys(c)
+                        .iter()
+                        .map(|k| ids::product_key(k))
+                        .collect(),
+                    uses: 0,
+                });
             if info.uses == 0 {
                 out.component_keys
                     .extend(info.keys.iter().map(|k| ((component, *k), 1)));

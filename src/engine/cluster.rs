@@ -22,8 +22,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn connect_all(addresses: &[String], me: usize) -> Result<Vec<Option<TcpStream>>, EngineError> {
     let io = |what: String| move |e: std::io::Error| EngineError::Start(format!("{what}: {e}"));
-    let listener = TcpListener::bind(&addresses[me])
-        .map_err(io(format!("listening on {}", addresses[me])))?;
+    let listener =
+        TcpListener::bind(&addresses[me]).map_err(io(format!("listening on {}", addresses[me])))?;
     let mut sockets: Vec<Option<TcpStream>> = (0..addresses.len()).map(|_| None).collect();
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     for (index, address) in addresses.iter().enumerate().take(me) {
@@ -48,7 +48,11 @@ fn connect_all(addresses: &[String], me: usize) -> Result<Vec<Option<TcpStream>>
     listener
         .set_nonblocking(true)
         .map_err(io("listener".into()))?;
-    while sockets.iter().enumerate().any(|(i, s)| i > me && s.is_none()) {
+    while sockets
+        .iter()
+        .enumerate()
+        .any(|(i, s)| i > me && s.is_none())
+    {
         match listener.accept() {
             Ok((mut stream, _)) => {
                 let mut buf = [0u8; 8];
@@ -86,9 +90,11 @@ pub fn allocators(
 ) -> Result<(Vec<AllocatorBuilder>, Box<dyn std::any::Any + Send>), EngineError> {
     let sockets = connect_all(addresses, me)?;
     let hooks = Hooks::default();
-    let process = ProcessBuilder::new_typed_vector(threads, hooks.refill.clone(), hooks.spill.clone());
-    let (builders, guard) = initialize_networking_from_sockets(process, sockets, me, threads, hooks)
-        .map_err(|e| EngineError::Start(format!("initializing networking: {e}")))?;
+    let process =
+        ProcessBuilder::new_typed_vector(threads, hooks.refill.clone(), hooks.spill.clone());
+    let (builders, guard) =
+        initialize_networking_from_sockets(process, sockets, me, threads, hooks)
+            .map_err(|e| EngineError::Start(format!("initializing networking: {e}")))?;
     Ok((
         builders.into_iter().map(AllocatorBuilder::Tcp).collect(),
         Box::new(guard),

@@ -56,6 +56,9 @@ mod tests {
         assert_eq!(advisory_id("PYSEC-2023-74"), 11756459763954014882);
         assert_ne!(advisory_id("x"), product_key("x"));
         assert_ne!(stable_id("k", &["ab", "c"]), stable_id("k", &["a", "bc"]));
-        assert_eq!(stable_id("advisory", &["PYSEC-2023-74"]), advisory_id("PYSEC-2023-74"));
+        assert_eq!(
+            stable_id("advisory", &["PYSEC-2023-74"]),
+            advisory_id("PYSEC-2023-74")
+        );
     }
 }

@@ -123,7 +123,10 @@ impl EngineConfig {
     }
 }
 
-fn execute<F>(config: &EngineConfig, func: F) -> Result<timely::communication::WorkerGuards<()>, EngineError>
+fn execute<F>(
+    config: &EngineConfig,
+    func: F,
+) -> Result<timely::communication::WorkerGuards<()>, EngineError>
 where
     F: Fn(&mut timely::worker::Worker) + Send + Sync + 'static,
 {
@@ -216,15 +219,15 @@ fn worker_main(
     let leader = worker.index() == 0;
     let buffer: std::rc::Rc<std::cell::RefCell<Vec<(Row, u64, df::Diff)>>> = Default::default();
     let sink = buffer.clone();
-    let mut probe = ProbeHandle::new();
+    let probe = ProbeHandle::new();
     let inputs: Inputs = worker.dataflow::<u64, _, _>(|scope| {
-        let (inputs, outputs) = df::build(scope.clone(), VersionEvaluator::default());
+        let (inputs, outputs) = df::build(scope, VersionEvaluator::default());
         outputs
             .rows
             .inner
             .exchange(|_| 0)
             .inspect(move |update| sink.borrow_mut().push(update.clone()))
-            .probe_with(&mut probe);
+            .probe_with(&probe);
         inputs
     });
     if !leader {
@@ -390,7 +393,16 @@ impl Engine {
     }
 
     /// Stop the workers and wait for them.
-    pub fn shutdown(mut self) {
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Engine {
+    /// Closing the command channel ends worker 0's loop, but only once it
+    /// wakes: unpark it, then join every worker. (Dropping the guards without
+    /// the wake-up would wait forever on a parked worker.)
+    fn drop(&mut self) {
         let (dead_tx, _) = mpsc::channel();
         drop(std::mem::replace(&mut self.commands, dead_tx));
         self.worker0.unpark();

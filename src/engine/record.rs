@@ -31,20 +31,33 @@ pub enum RuntimeState {
 pub enum InputRecord {
     /// Insert an advisory or replace the one with the same id. An advisory
     /// with `withdrawn` set retracts its findings.
-    Advisory { advisory: Advisory },
+    Advisory {
+        advisory: Advisory,
+    },
     /// The advisory's source disappeared (e.g. its file was deleted).
-    AdvisoryRemoved { id: String },
+    AdvisoryRemoved {
+        id: String,
+    },
     /// Insert or replace the SBOM of `(tenant, sbom.artifact.id)`; only the
     /// component differences produce deltas.
-    Sbom { tenant: String, sbom: Sbom },
-    ArtifactRemoved { tenant: String, artifact: String },
+    Sbom {
+        tenant: String,
+        sbom: Sbom,
+    },
+    ArtifactRemoved {
+        tenant: String,
+        artifact: String,
+    },
     /// Insert or replace all statements of one VEX document.
     Vex {
         scope: Scope,
         document: String,
         statements: Vec<VexStatement>,
     },
-    VexRemoved { scope: Scope, document: String },
+    VexRemoved {
+        scope: Scope,
+        document: String,
+    },
     /// Labels and runtime state of an artifact.
     ArtifactMetadata {
         tenant: String,
@@ -54,7 +67,9 @@ pub enum InputRecord {
     },
     /// Everything appended since the previous `WindowClosed` belongs to
     /// `window`; the engine may now compute and emit its deltas.
-    WindowClosed { window: u64 },
+    WindowClosed {
+        window: u64,
+    },
 }
 
 /// A record with its position in the log.

@@ -70,7 +70,9 @@ pub fn statement_keys(statement: &VexStatement) -> (String, Option<String>) {
     let scope = scope_token(&statement.scope);
     match (&statement.product, &statement.subcomponent) {
         (VexProduct::Purl(p), None) => (scope, Some(purl_identity(p))),
-        (VexProduct::Purl(p), Some(s)) => (format!("{scope}|{}", purl_identity(p)), Some(sub_key(s))),
+        (VexProduct::Purl(p), Some(s)) => {
+            (format!("{scope}|{}", purl_identity(p)), Some(sub_key(s)))
+        }
         (VexProduct::Artifact(a), s) => (format!("{scope}|art:{a}"), s.as_deref().map(sub_key)),
     }
 }
