@@ -3,6 +3,8 @@
 //! bundled samples and on the whole shared corpus; with 1 worker, 2 workers
 //! and 2 timely processes on loopback.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
@@ -26,14 +28,7 @@ fn samples() -> Inputs {
 }
 
 fn corpus() -> Option<Inputs> {
-    let Some(d) = recheck::samples::shared_data_dir() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "shared corpus not found under CI: set RECHECK_SHARED_DIR"
-        );
-        eprintln!("SKIP: shared corpus not found; set RECHECK_SHARED_DIR to run this test");
-        return None;
-    };
+    let d = common::shared_data()?;
     let s = recheck::samples::bundled_dir();
     Some(Inputs {
         advisories: vec![d.join("osv"), s.join("advisories")],

@@ -3,67 +3,35 @@
 //! fixtures (`invalid/` folders) must never panic and are either rejected with
 //! an error naming the field or accepted with a warning; each is listed.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use recheck::formats::{self, Sniffed};
 use recheck::model::Scope;
 
-fn data_dir() -> Option<PathBuf> {
-    let dir = recheck::samples::shared_data_dir();
-    if dir.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "shared corpus not found under CI: set RECHECK_SHARED_DIR"
-        );
-        eprintln!("SKIP: shared corpus not found; set RECHECK_SHARED_DIR to run this test");
-    }
-    dir
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
-
-/// Files that are not documents of ours: provenance notes, JSON schemas.
-fn skipped(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.starts_with("README")
-        || name.starts_with("SOURCE_FILES")
-        || path.extension().and_then(|e| e.to_str()) != Some("json")
-        || path.components().any(|c| c.as_os_str() == "schema")
-}
-
 #[test]
 fn every_corpus_document_parses() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = common::shared_data() else {
+        return;
+    };
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut failures = Vec::new();
     let mut invalid_outcomes = Vec::new();
-    let mut files = Vec::new();
-    for top in ["osv", "sbom", "vex"] {
-        walk(&data.join(top), &mut files);
-    }
+    // JSON schemas sit beside the OpenVEX documents; they are not documents.
+    let files: Vec<_> = ["osv", "sbom", "vex"]
+        .iter()
+        .flat_map(|top| common::json_files_skipping(&data.join(top), &["schema"]))
+        .collect();
     let mut statements = 0usize;
     let mut components = 0usize;
-    for path in files.iter().filter(|p| !skipped(p)) {
+    for path in &files {
         let rel = path
             .strip_prefix(&data)
             .unwrap_or(path)
             .display()
             .to_string();
-        let bytes = std::fs::read(path).expect("readable corpus file");
+        let bytes = common::read(path);
         let expect_invalid = path.components().any(|c| c.as_os_str() == "invalid");
         let in_vex = rel.starts_with("vex/");
         let kind = formats::sniff(&rel, &bytes);

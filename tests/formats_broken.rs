@@ -5,6 +5,8 @@
 //! file while still returning the good ones. Inputs that the fuzzers found
 //! to crash a parser are kept here as regression cases.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -14,12 +16,10 @@ use recheck::formats::vers::VersRange;
 use recheck::formats::{self, osv, ErrorKind, FormatError, Sniffed};
 use recheck::model::Scope;
 
+use common::read;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken")
-}
-
-fn read(path: &Path) -> Vec<u8> {
-    fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// How a test reads a fixture.

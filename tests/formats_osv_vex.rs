@@ -3,10 +3,12 @@
 //! yield known content, and broken variants of real documents must fail with
 //! the right error kind and JSON path.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use recheck::formats::purl::Purl;
@@ -14,46 +16,11 @@ use recheck::formats::{self, csaf, cvss, openvex, osv, ErrorKind, FormatError};
 use recheck::model::{Rating, Scope, VexProduct, VexStatement, VexStatus};
 use serde_json::{json, Value};
 
-/// The shared data directory, or `None` after a loud SKIP (a failure on CI,
-/// where the data must be present).
-fn data_dir() -> Option<PathBuf> {
-    if let Some(dir) = recheck::samples::shared_data_dir() {
-        return Some(dir);
-    }
-    let msg = "shared test data not found: set RECHECK_SHARED_DIR to the directory holding data/";
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{msg}");
-    }
-    eprintln!("\n!!!!! SKIP: {msg} !!!!!\n");
-    None
-}
-
-fn json_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                if path.file_name().is_some_and(|n| n != "schema") {
-                    stack.push(path);
-                }
-            } else if path.extension().is_some_and(|e| e == "json") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn read(path: &Path) -> Vec<u8> {
-    fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use common::{json_files, json_files_skipping, read, shared_data};
 
 #[test]
 fn every_osv_advisory_parses() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let report = osv::load(&[data.join("osv")]);
     for e in &report.errors {
         eprintln!("error: {e}");
@@ -113,7 +80,7 @@ fn every_osv_advisory_parses() {
 
 #[test]
 fn every_cvss_vector_in_the_corpus_scores() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let report = osv::load(&[data.join("osv")]);
     let mut per_kind: BTreeMap<String, usize> = BTreeMap::new();
     for (name, a) in &report.items {
@@ -142,7 +109,7 @@ fn every_cvss_vector_in_the_corpus_scores() {
 
 #[test]
 fn rustsec_2018_0011_content() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let path = data.join("osv/crates/RUSTSEC-2018-0011.json");
     let a = osv::parse_advisory("RUSTSEC-2018-0011.json", &read(&path)).unwrap();
     assert_eq!(a.id, "RUSTSEC-2018-0011");
@@ -177,7 +144,7 @@ fn rustsec_2018_0011_content() {
 
 #[test]
 fn pypi_names_are_pep503_and_timestamps_stay_text() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let report = osv::load(&[data.join("osv/pypi")]);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let a = &report
@@ -209,7 +176,7 @@ fn pypi_names_are_pep503_and_timestamps_stay_text() {
 
 #[test]
 fn osv_zip_export_loads() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let dir = std::env::temp_dir().join(format!("recheck-osv-zip-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
     let zip_path = dir.join("all.zip");
@@ -253,7 +220,8 @@ fn osv_zip_export_loads() {
 fn vex_counts(dir: &Path, expect_csaf: bool) -> BTreeMap<String, Vec<VexStatement>> {
     let mut out = BTreeMap::new();
     let mut failures = Vec::new();
-    for path in json_files(dir) {
+    // OpenVEX ships its JSON schema in a `schema` folder beside the documents.
+    for path in json_files_skipping(dir, &["schema"]) {
         let name = path.strip_prefix(dir).unwrap().display().to_string();
         let bytes = read(&path);
         let sniffed = formats::sniff(&name, &bytes).unwrap();
@@ -280,7 +248,7 @@ fn vex_counts(dir: &Path, expect_csaf: bool) -> BTreeMap<String, Vec<VexStatemen
 
 #[test]
 fn every_openvex_document_parses() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let docs = vex_counts(&data.join("vex/openvex"), false);
     assert_eq!(docs.len(), 20);
     let total: usize = docs.values().map(Vec::len).sum();
@@ -360,7 +328,7 @@ impl HasProduct for Vec<VexStatement> {
 
 #[test]
 fn every_csaf_document_parses() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let docs = vex_counts(&data.join("vex/csaf"), true);
     assert_eq!(docs.len(), 22);
     let total: usize = docs.values().map(Vec::len).sum();
@@ -412,7 +380,7 @@ fn every_csaf_document_parses() {
 
 #[test]
 fn large_red_hat_csaf_is_fast_and_resolves_relationships() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let bytes = read(&data.join("vex/csaf/csaf_vex/go-vex__rhsa-2020_1358.json"));
     let start = Instant::now();
     let st = csaf::parse_vex("rhsa-2020_1358.json", &bytes, Scope::Global).unwrap();
@@ -457,7 +425,7 @@ fn broken(
 
 #[test]
 fn broken_documents_fail_with_kind_and_path() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let rustsec = data.join("osv/crates/RUSTSEC-2018-0011.json");
     let osv_parse = |b: &[u8]| osv::parse_advisory("broken.json", b).map(|_| ());
 
@@ -564,7 +532,7 @@ fn broken_documents_fail_with_kind_and_path() {
 #[test]
 fn cyclonedx_use_case_ranges_expand_to_named_versions() {
     use recheck::formats::cyclonedx;
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let case = |n: u32| {
         let path = data.join(format!("vex/cyclonedx/Use-Cases/Case-{n}/vex.json"));
         let (st, warnings) =
@@ -622,7 +590,7 @@ fn cyclonedx_use_case_ranges_expand_to_named_versions() {
 #[test]
 fn cyclonedx_ranges_expand_only_over_named_versions() {
     use recheck::formats::cyclonedx;
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let path = data.join("sbom/cyclonedx/spec-tests/1.6/valid/valid-vulnerability-1.6.json");
     let (st, warnings) = cyclonedx::parse_vex_with_warnings("spec", &read(&path), Scope::Global)
         .unwrap_or_else(|e| panic!("{e}"));

@@ -2,6 +2,8 @@
 //! against the real public documents in the shared data set, plus our own
 //! deliberately broken documents.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -9,42 +11,7 @@ use recheck::formats::purl::Purl;
 use recheck::formats::{cyclonedx, spdx, ErrorKind, FormatError};
 use recheck::model::{Sbom, Scope, VexProduct, VexStatement, VexStatus};
 
-fn data_dir() -> Option<PathBuf> {
-    match recheck::samples::shared_data_dir() {
-        Some(dir) => Some(dir),
-        None => {
-            let msg = "SKIP: shared test data not found; set RECHECK_SHARED_DIR to the directory \
-                       that contains data/ (e.g. RECHECK_SHARED_DIR=/work/shared)";
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{msg} (CI=true: missing data is a failure)");
-            }
-            eprintln!("!!!!!!!! {msg}");
-            None
-        }
-    }
-}
-
-fn json_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
-        for entry in entries {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "json") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn read(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use common::{json_files, read, shared_data};
 
 fn rel(base: &Path, path: &Path) -> String {
     path.strip_prefix(base)
@@ -138,7 +105,7 @@ fn check_invariants(what: &str, sbom: &Sbom) {
 
 #[test]
 fn every_cyclonedx_sbom_parses() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let base = data.join("sbom/cyclonedx");
     let mut files = json_files(&base.join("bom-examples"));
     files.extend(json_files(&base.join("in-the-wild")));
@@ -179,7 +146,7 @@ fn every_cyclonedx_sbom_parses() {
 
 #[test]
 fn every_spdx_sbom_parses() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let base = data.join("sbom/spdx");
     let files = json_files(&base);
     assert!(
@@ -216,7 +183,7 @@ fn every_spdx_sbom_parses() {
 /// field we read must be rejected naming it or accepted with a warning on it.
 #[test]
 fn cyclonedx_invalid_spec_tests_are_rejected_or_warned() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let base = data.join("sbom/cyclonedx/spec-tests");
     // Fixture stem → the path the error or a warning must name.
     let modelled: &[(&str, &str)] = &[
@@ -288,7 +255,7 @@ fn cyclonedx_invalid_spec_tests_are_rejected_or_warned() {
 
 #[test]
 fn every_cyclonedx_vex_document_parses() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let base = data.join("vex/cyclonedx");
     let files = json_files(&base);
     assert!(
@@ -329,7 +296,7 @@ fn every_cyclonedx_vex_document_parses() {
 }
 
 fn sbom_file(rel_path: &str) -> Option<PathBuf> {
-    Some(data_dir()?.join(rel_path))
+    Some(shared_data()?.join(rel_path))
 }
 
 #[test]
@@ -472,7 +439,7 @@ fn spdx_syft_sbom_without_describes_uses_the_namespace() {
 }
 
 fn statements(rel_path: &str) -> Option<Vec<VexStatement>> {
-    Some(cdx_vex(&data_dir()?.join(rel_path)))
+    Some(cdx_vex(&shared_data()?.join(rel_path)))
 }
 
 #[test]
@@ -894,7 +861,7 @@ fn spdx_value_problems_are_warnings() {
 
 #[test]
 fn dispatch_sniffs_both_formats() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let cdx = data.join("sbom/cyclonedx/in-the-wild/kawipiko-sbom-cdx.json");
     let spdx_path = data.join("sbom/spdx/in-the-wild/julia.spdx.json");
     let a =
@@ -912,7 +879,7 @@ fn dispatch_sniffs_both_formats() {
 /// results, never panic.
 #[test]
 fn mangled_documents_never_panic() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = shared_data() else { return };
     let docs = [
         "sbom/cyclonedx/spec-tests/1.6/valid/valid-bom-1.6.json",
         "sbom/cyclonedx/spec-tests/1.5/valid/valid-vulnerability-1.5.json",

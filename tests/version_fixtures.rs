@@ -3,6 +3,8 @@
 //! fixtures) against the matching `Scheme`, prints a pass rate per file and
 //! per ecosystem, and fails unless every supported one is at 100%.
 
+mod common;
+
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,27 +37,6 @@ fn scheme_of(ecosystem: &str) -> Option<Scheme> {
     } else {
         Scheme::for_ecosystem(ecosystem)
     }
-}
-
-fn versions_dir() -> Option<PathBuf> {
-    let dir = recheck::samples::shared_data_dir()?.join("versions");
-    dir.is_dir().then_some(dir)
-}
-
-fn skip_or_fail(what: &str) {
-    let msg = format!(
-        "SKIP: {what} not found; set RECHECK_SHARED_DIR to the shared corpus (e.g. RECHECK_SHARED_DIR=/work/shared)"
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg} (CI=true, so this is a failure)");
-    }
-    // Straight to the stderr handle: the harness would swallow `eprintln!`
-    // of a passing test, and a skip must be seen.
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!!!!!!!!!!!!!!!\n{msg}\n!!!!!!!!!!!!!!!!"
-    );
 }
 
 #[derive(Default)]
@@ -122,8 +103,7 @@ fn run_file(path: &Path, scheme: Scheme, tally: &mut Tally) {
 
 #[test]
 fn every_fixture_file_orders_correctly() {
-    let Some(dir) = versions_dir() else {
-        skip_or_fail("data/versions");
+    let Some(dir) = common::shared_data().map(|d| d.join("versions")) else {
         return;
     };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -181,8 +161,7 @@ fn every_fixture_file_orders_correctly() {
 /// a cheap check that `Ord` is consistent across many values at once.
 #[test]
 fn sort_versions_agrees_with_less_than_lines() {
-    let Some(dir) = versions_dir() else {
-        skip_or_fail("data/versions");
+    let Some(dir) = common::shared_data().map(|d| d.join("versions")) else {
         return;
     };
     for (file, scheme) in [
@@ -229,62 +208,6 @@ fn sort_versions_agrees_with_less_than_lines() {
     }
 }
 
-/// The `affected[]` entries of one OSV JSON file, built from the JSON by
-/// hand (the OSV parser is not this file's subject).
-fn affected_of(doc: &serde_json::Value) -> Vec<recheck::model::AffectedPackage> {
-    use recheck::model::{AffectedPackage, AffectedRange, RangeEvent, RangeKind};
-    let str_of =
-        |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
-    let array = |v: &serde_json::Value, k: &str| {
-        v.get(k)
-            .and_then(|x| x.as_array())
-            .cloned()
-            .unwrap_or_default()
-    };
-    array(doc, "affected")
-        .iter()
-        .map(|a| {
-            let package = a.get("package").cloned().unwrap_or_default();
-            AffectedPackage {
-                ecosystem: str_of(&package, "ecosystem").unwrap_or_default(),
-                name: str_of(&package, "name").unwrap_or_default(),
-                purl: str_of(&package, "purl"),
-                ranges: array(a, "ranges")
-                    .iter()
-                    .map(|r| AffectedRange {
-                        kind: match str_of(r, "type").as_deref() {
-                            Some("SEMVER") => RangeKind::Semver,
-                            Some("ECOSYSTEM") => RangeKind::Ecosystem,
-                            _ => RangeKind::Git,
-                        },
-                        repo: str_of(r, "repo"),
-                        events: array(r, "events")
-                            .iter()
-                            .filter_map(|e| {
-                                let (k, v) = e.as_object()?.iter().next()?;
-                                let v = v.as_str()?.to_owned();
-                                Some(match k.as_str() {
-                                    "introduced" => RangeEvent::Introduced(v),
-                                    "fixed" => RangeEvent::Fixed(v),
-                                    "last_affected" => RangeEvent::LastAffected(v),
-                                    _ => RangeEvent::Limit(v),
-                                })
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-                versions: array(a, "versions")
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
-                severity: Vec::new(),
-                ecosystem_specific: None,
-                database_specific: None,
-            }
-        })
-        .collect()
-}
-
 /// Over every real advisory in the corpus: each range's own `introduced`
 /// versions are inside it and its `fixed` versions are not; for PyPI, whose
 /// `versions[]` OSV fills in from the ECOSYSTEM ranges, every listed version
@@ -293,27 +216,19 @@ fn affected_of(doc: &serde_json::Value) -> Vec<recheck::model::AffectedPackage> 
 fn real_advisories_agree_with_their_own_events() {
     use recheck::model::{RangeEvent, RangeKind};
     use recheck::versions::{CompiledAffected, RangeMatch};
-    let Some(osv) = recheck::samples::shared_data_dir().map(|d| d.join("osv")) else {
-        skip_or_fail("data/osv");
+    let Some(osv) = common::shared_data().map(|d| d.join("osv")) else {
         return;
     };
     for corpus in ["pypi", "crates"] {
-        let dir = osv.join(corpus);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
+        let files = common::json_files(&osv.join(corpus));
         let (mut advisories, mut events, mut listed, mut unusable) = (0, 0, 0, 0);
         let mut failures = Vec::new();
         for path in &files {
-            let text =
-                std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let doc: serde_json::Value =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let name = path.display().to_string();
+            let advisory = recheck::formats::osv::parse_advisory(&name, &common::read(path))
+                .unwrap_or_else(|e| panic!("{e}"));
             advisories += 1;
-            for (i, entry) in affected_of(&doc).iter().enumerate() {
+            for (i, entry) in advisory.affected.iter().enumerate() {
                 let whole = CompiledAffected::new(entry, i);
                 unusable += whole.unusable_ranges();
                 for range in entry.ranges.iter().filter(|r| r.kind != RangeKind::Git) {

@@ -483,9 +483,9 @@ mod tests {
         ));
     }
 
-    /// `affected[]` of a real advisory in the shared corpus, built by hand
-    /// from its JSON (the OSV parser lives elsewhere), or `None` with a loud
-    /// SKIP when the corpus is absent (a failure when `CI=true`).
+    /// `affected[]` of a real advisory in the shared corpus, read with the
+    /// OSV parser, or `None` with a loud SKIP when the corpus is absent (a
+    /// failure when `CI=true`).
     fn real_affected(rel: &str) -> Option<Vec<AffectedPackage>> {
         let Some(dir) = crate::samples::shared_data_dir() else {
             let msg = format!("SKIP {rel}: shared corpus not found; set RECHECK_SHARED_DIR");
@@ -494,75 +494,10 @@ mod tests {
             let _ = writeln!(std::io::stderr(), "!!!! {msg}");
             return None;
         };
-        let path = dir.join(rel);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        let doc: serde_json::Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        let str_of =
-            |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
-        let affected = doc
-            .get("affected")
-            .and_then(|a| a.as_array())
-            .cloned()
-            .unwrap_or_default();
-        Some(
-            affected
-                .iter()
-                .map(|a| {
-                    let package = a.get("package").cloned().unwrap_or_default();
-                    let ranges = a
-                        .get("ranges")
-                        .and_then(|r| r.as_array())
-                        .cloned()
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|r| AffectedRange {
-                            kind: match str_of(r, "type").as_deref() {
-                                Some("SEMVER") => RangeKind::Semver,
-                                Some("ECOSYSTEM") => RangeKind::Ecosystem,
-                                _ => RangeKind::Git,
-                            },
-                            repo: str_of(r, "repo"),
-                            events: r
-                                .get("events")
-                                .and_then(|e| e.as_array())
-                                .cloned()
-                                .unwrap_or_default()
-                                .iter()
-                                .filter_map(|e| {
-                                    let (k, v) = e.as_object()?.iter().next()?;
-                                    let v = v.as_str()?.to_owned();
-                                    Some(match k.as_str() {
-                                        "introduced" => RangeEvent::Introduced(v),
-                                        "fixed" => RangeEvent::Fixed(v),
-                                        "last_affected" => RangeEvent::LastAffected(v),
-                                        _ => RangeEvent::Limit(v),
-                                    })
-                                })
-                                .collect(),
-                        })
-                        .collect();
-                    AffectedPackage {
-                        ecosystem: str_of(&package, "ecosystem").unwrap_or_default(),
-                        name: str_of(&package, "name").unwrap_or_default(),
-                        purl: str_of(&package, "purl"),
-                        ranges,
-                        versions: a
-                            .get("versions")
-                            .and_then(|v| v.as_array())
-                            .map(|v| {
-                                v.iter()
-                                    .filter_map(|x| x.as_str().map(str::to_owned))
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                        severity: Vec::new(),
-                        ecosystem_specific: None,
-                        database_specific: None,
-                    }
-                })
-                .collect(),
-        )
+        let bytes = std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let advisory =
+            crate::formats::osv::parse_advisory(rel, &bytes).unwrap_or_else(|e| panic!("{e}"));
+        Some(advisory.affected)
     }
 
     #[test]
