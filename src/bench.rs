@@ -356,7 +356,21 @@ pub fn run_engine_suite(
             "vex_statement" => {
                 let sbom = fleet.artifact((k * 31) % artifacts);
                 let comp = &sbom.components[k % sbom.components.len().max(1)];
-                let adv = &loaded[(k * 17) % loaded.len()];
+                // A statement about an advisory of that component's package, so
+                // it meets the findings it is written for.
+                let relevant: Vec<&Advisory> = loaded
+                    .iter()
+                    .filter(|a| {
+                        a.affected.iter().any(|e| {
+                            Some(&e.ecosystem) == comp.ecosystem.as_ref()
+                                && Some(&e.name) == comp.package.as_ref()
+                        })
+                    })
+                    .collect();
+                let adv = relevant
+                    .get(k % relevant.len().max(1))
+                    .copied()
+                    .unwrap_or(&loaded[(k * 17) % loaded.len()]);
                 vec![InputRecord::Vex {
                     scope: sbom.scope.clone(),
                     document: format!("bench-vex-{k}"),
