@@ -51,17 +51,9 @@ fn banded(score: f64) -> SeverityScore {
     }
 }
 
-/// NVD's v2 bands: v2 has no "critical", and 0.0 means no impact.
+/// NVD's v2 bands are the v3 bands with "critical" folded into "high".
 fn v2_rating(score: f64) -> Rating {
-    if score >= 7.0 {
-        Rating::High
-    } else if score >= 4.0 {
-        Rating::Medium
-    } else if score > 0.0 {
-        Rating::Low
-    } else {
-        Rating::None
-    }
+    Rating::from_score(score).min(Rating::High)
 }
 
 /// Split `K:V/K:V/...` into a map, rejecting duplicates, unknown metrics and
