@@ -476,12 +476,4 @@ impl Catalog {
     pub fn end_window(&mut self) {
         self.retired = Retired::default();
     }
-
-    pub fn advisory_count(&self) -> usize {
-        self.advisories.len()
-    }
-
-    pub fn artifact_count(&self) -> usize {
-        self.sboms.len()
-    }
 }

@@ -166,48 +166,28 @@ pub struct Engine {
     render: bool,
 }
 
+fn feed<D: differential_dataflow::ExchangeData>(
+    session: &mut differential_dataflow::input::InputSession<u64, D, df::Diff>,
+    rows: Vec<(D, df::Diff)>,
+) {
+    for (r, d) in rows {
+        session.update(r, d);
+    }
+}
+
 /// Push `updates` into worker 0's input sessions.
 fn push(inputs: &mut Inputs, updates: Updates) {
-    for (r, d) in updates.instances {
-        inputs.instances.update(r, d);
-    }
-    for (r, d) in updates.versions {
-        inputs.versions.update(r, d);
-    }
-    for (r, d) in updates.entries {
-        inputs.entries.update(r, d);
-    }
-    for (r, d) in updates.severities {
-        inputs.severities.update(r, d);
-    }
-    for (r, d) in updates.names {
-        inputs.names.update(r, d);
-    }
-    for (r, d) in updates.statements {
-        inputs.statements.update(r, d);
-    }
-    for (r, d) in updates.artifact_keys {
-        inputs.artifact_keys.update(r, d);
-    }
-    for (r, d) in updates.component_keys {
-        inputs.component_keys.update(r, d);
-    }
+    feed(&mut inputs.instances, updates.instances);
+    feed(&mut inputs.versions, updates.versions);
+    feed(&mut inputs.entries, updates.entries);
+    feed(&mut inputs.severities, updates.severities);
+    feed(&mut inputs.names, updates.names);
+    feed(&mut inputs.statements, updates.statements);
+    feed(&mut inputs.artifact_keys, updates.artifact_keys);
+    feed(&mut inputs.component_keys, updates.component_keys);
 }
 
 type Inputs = df::Inputs<catalog::EntrySpec>;
-
-fn consolidate(mut rows: Vec<(Row, df::Diff)>) -> Vec<(Row, df::Diff)> {
-    rows.sort();
-    let mut out: Vec<(Row, df::Diff)> = Vec::with_capacity(rows.len());
-    for (r, d) in rows {
-        match out.last_mut() {
-            Some((last, ld)) if *last == r => *ld += d,
-            _ => out.push((r, d)),
-        }
-    }
-    out.retain(|(_, d)| *d != 0);
-    out
-}
 
 /// The per-worker body shared by the leader and followers.
 fn worker_main(
@@ -283,7 +263,10 @@ fn worker_main(
             if tx
                 .send(WindowDeltas {
                     window: w,
-                    rows: consolidate(rows),
+                    rows: {
+                        differential_dataflow::consolidation::consolidate(&mut rows);
+                        rows
+                    },
                 })
                 .is_err()
             {
