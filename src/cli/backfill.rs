@@ -2,7 +2,7 @@
 //! one window and print the findings exactly as `recheck scan` does, so the
 //! two can be diffed byte for byte.
 
-use std::io::{self, BufWriter, IsTerminal};
+use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -13,7 +13,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use recheck::engine::record::{InputRecord, LogEntry};
 use recheck::engine::{run_follower, Engine};
 use recheck::model::Finding;
-use recheck::scan::render;
 
 use super::engine_args::EngineArgs;
 use super::inputs::{report_errors, InputArgs};
@@ -132,12 +131,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     engine.shutdown();
     findings.sort();
     findings.dedup();
-    let out = BufWriter::new(io::stdout().lock());
-    match args.format {
-        Format::Json => render::write_json_lines(&findings, out),
-        Format::Table => render::write_table(&findings, out),
-    }
-    .context("writing findings to stdout")?;
+    args.format.write_stdout(&findings)?;
     eprintln!(
         "backfill: {} findings in {:.2?} with {} worker(s) x {} process(es)",
         findings.len(),

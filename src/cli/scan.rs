@@ -18,6 +18,18 @@ pub enum Format {
     Table,
 }
 
+impl Format {
+    /// Write findings to stdout in this format.
+    pub fn write_stdout(self, findings: &[recheck::model::Finding]) -> anyhow::Result<()> {
+        let out = BufWriter::new(io::stdout().lock());
+        match self {
+            Format::Json => render::write_json_lines(findings, out),
+            Format::Table => render::write_table(findings, out),
+        }
+        .context("writing findings to stdout")
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ScanArgs {
     #[command(flatten)]
@@ -33,12 +45,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let vex = loaded.vex_statements();
     let sboms: Vec<_> = loaded.sboms.into_iter().map(|(_, s)| s).collect();
     let report = scan(&loaded.advisories, &sboms, &vex);
-    let out = BufWriter::new(io::stdout().lock());
-    match args.format {
-        Format::Json => render::write_json_lines(&report.findings, out),
-        Format::Table => render::write_table(&report.findings, out),
-    }
-    .context("writing findings to stdout")?;
+    args.format.write_stdout(&report.findings)?;
     eprintln!(
         "scanned {} artifacts ({} components, {} matchable) against {} advisories: {} affected, {} suppressed by VEX",
         report.stats.artifacts,

@@ -21,7 +21,7 @@ use crate::model::{
     Advisory, AffectedRange, Finding, FindingStatus, MatchReason, Rating, Sbom, Scope, VexProduct,
     VexStatement, VexStatus,
 };
-use crate::scan::{component_identity, parse_timestamp, product};
+use crate::scan::{component_identity, product, statement_order};
 
 /// What the dataflow needs of one affected entry to evaluate versions against it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -355,21 +355,16 @@ impl Catalog {
         out: &mut Updates,
     ) {
         self.remove_vex(scope, document, out);
-        let scope_token = match scope {
-            Scope::Global => "g".to_string(),
-            Scope::Tenant(t) => format!("t:{t}"),
-        };
+        let scope_token = product::scope_token(scope);
         let mut rows = Vec::new();
         for (i, st) in statements.iter().enumerate() {
             let id = ids::stable_id("statement", &[&scope_token, document, &i.to_string()]);
             let (pk, sub) = product::statement_keys(st);
+            // Same order as the reference matcher: timestamp, then input position.
+            let (timestamp_nanos, sequence) = statement_order(st, (seq << 24) | i as u64);
             let order = df::Order {
-                timestamp_nanos: st
-                    .timestamp
-                    .as_deref()
-                    .and_then(parse_timestamp)
-                    .unwrap_or(i64::MIN),
-                sequence: (seq << 24) | i as u64,
+                timestamp_nanos,
+                sequence,
             };
             // A statement on a package (a purl product without subcomponent) is
             // matched from the component side; everything else names an artifact.

@@ -23,7 +23,8 @@
 use crate::formats::purl::Purl;
 use crate::model::{Artifact, Component, Scope, VexProduct, VexStatement};
 
-fn scope_token(scope: &Scope) -> String {
+/// The token a scope's statements are keyed under: `g` (feed) or `t:<tenant>`.
+pub fn scope_token(scope: &Scope) -> String {
     match scope {
         Scope::Global => "g".to_string(),
         Scope::Tenant(t) => format!("t:{t}"),
