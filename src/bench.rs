@@ -389,24 +389,8 @@ pub fn run_engine_suite(
                 }]
             }
             _ => {
-                let i = (k * 101) % artifacts;
-                let mut sbom = fleet.artifact(i);
-                if !sbom.components.is_empty() {
-                    let j = k % sbom.components.len();
-                    let comp = &sbom.components[j];
-                    if let (Some(e), Some(p)) = (&comp.ecosystem, &comp.package) {
-                        if let Some(vs) = versions_of.get(&(e.as_str(), p.as_str())) {
-                            let pkg = corpus
-                                .packages
-                                .iter()
-                                .find(|x| &x.ecosystem == e && &x.package == p);
-                            if let Some(pkg) = pkg {
-                                sbom.components[j] = fleet::component(pkg, &vs[(k + 1) % vs.len()]);
-                                sbom.components.sort();
-                            }
-                        }
-                    }
-                }
+                let mut sbom = fleet.artifact((k * 101) % artifacts);
+                fleet::bump_component(&corpus, &mut sbom, k, k + 1);
                 vec![InputRecord::Sbom {
                     tenant: tenant_of(&sbom).to_string(),
                     sbom,

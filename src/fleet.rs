@@ -164,6 +164,24 @@ pub fn component(package: &CorpusPackage, version: &str) -> Component {
     }
 }
 
+/// The same SBOM with component number `index` (modulo the count) moved to
+/// the `version`-th (modulo) real version of its package: the smallest SBOM
+/// update.
+pub fn bump_component(corpus: &Corpus, sbom: &mut Sbom, index: usize, version: usize) {
+    if sbom.components.is_empty() {
+        return;
+    }
+    let i = index % sbom.components.len();
+    let c = &sbom.components[i];
+    let Some(p) = corpus.packages.iter().find(|p| {
+        Some(&p.package) == c.package.as_ref() && Some(&p.ecosystem) == c.ecosystem.as_ref()
+    }) else {
+        return;
+    };
+    sbom.components[i] = component(p, &p.versions[version % p.versions.len()]);
+    sbom.components.sort();
+}
+
 /// Artifact number `index` of the fleet: deterministic in (shape, index), so
 /// artifacts can be generated lazily, in any order, or regenerated to replace.
 pub fn artifact(corpus: &Corpus, shape: &FleetShape, index: usize) -> Sbom {

@@ -124,16 +124,13 @@ const SHAPE: FleetShape = FleetShape {
 fn sbom_variant(pools: &Pools, index: usize, seed: u64) -> Sbom {
     let mut sbom = fleet::artifact(&pools.corpus, &SHAPE, index);
     // Replace one component's version: an SBOM update that changes one thing.
-    if !seed.is_multiple_of(3) && !sbom.components.is_empty() {
-        let i = (seed as usize / 3) % sbom.components.len();
-        let c = &sbom.components[i];
-        if let Some(p) = pools.corpus.packages.iter().find(|p| {
-            Some(&p.package) == c.package.as_ref() && Some(&p.ecosystem) == c.ecosystem.as_ref()
-        }) {
-            let v = &p.versions[(seed as usize / 7) % p.versions.len()];
-            sbom.components[i] = fleet::component(p, v);
-            sbom.components.sort();
-        }
+    if !seed.is_multiple_of(3) {
+        fleet::bump_component(
+            &pools.corpus,
+            &mut sbom,
+            seed as usize / 3,
+            seed as usize / 7,
+        );
     }
     sbom
 }
