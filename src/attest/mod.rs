@@ -8,6 +8,8 @@
 //! for byte (ed25519 signatures are deterministic).
 
 pub mod canonical;
+pub mod dsse;
+pub mod keys;
 
 /// Everything that can go wrong while canonicalizing, signing or verifying.
 /// Verification failures name the reason, so `recheck verify` can say why an
