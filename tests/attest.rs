@@ -399,3 +399,235 @@ fn dsse_every_shared_example_is_accounted_for() {
         );
     }
 }
+
+// ------------------------------------------------- completion statements
+
+use recheck::attest::keys::SigningKey;
+use recheck::attest::statement::{self, COMPLETION_PREDICATE_TYPE};
+use recheck::model::{
+    CompletionEvent, Direction, Finding, JobReason, ReasonSource, Scope, Verdict,
+};
+
+/// The findings of the bundled sample fleet (real advisories and SBOMs),
+/// through the reference matcher.
+fn sample_findings() -> Vec<Finding> {
+    let samples = recheck::samples::bundled_dir();
+    let advisories = recheck::formats::osv::load(&[samples.join("advisories")]);
+    assert!(advisories.errors.is_empty(), "{:?}", advisories.errors);
+    let advisories: Vec<_> = advisories.items.into_iter().map(|(_, a)| a).collect();
+    let sboms: Vec<_> = common::json_files(&samples.join("sboms"))
+        .iter()
+        .map(|p| {
+            recheck::formats::parse_sbom(
+                &p.display().to_string(),
+                &common::read(p),
+                Scope::Tenant("acme".into()),
+            )
+            .unwrap()
+        })
+        .collect();
+    let findings = recheck::scan::scan(&advisories, &sboms, &[]).findings;
+    assert!(findings.len() >= 5, "{} findings", findings.len());
+    findings
+}
+
+fn sample_event(findings: &[Finding]) -> CompletionEvent {
+    CompletionEvent {
+        job_id: "4b1f0a6c9e".repeat(6) + "0123",
+        tenant: "acme".into(),
+        artifact: "registry.example.com/payments-api@sha256:".to_string() + &"ab".repeat(32),
+        artifact_sha256: "ab".repeat(32),
+        window: 42,
+        reasons: vec![
+            JobReason {
+                source: ReasonSource::Vex,
+                id: "payments-api.openvex.json".into(),
+                direction: Direction::Removed,
+            },
+            JobReason {
+                source: ReasonSource::Advisory,
+                id: "PYSEC-2022-203".into(),
+                direction: Direction::Added,
+            },
+        ],
+        policy_version: "default@1".into(),
+        verdict: Verdict::Fail,
+        findings_sha256: statement::findings_sha256(findings).unwrap(),
+        explain_trace_sha256: canonical::sha256_hex(&["trace"]).unwrap(),
+    }
+}
+
+fn fixed_key() -> SigningKey {
+    SigningKey::from_seed(&[42; 32]).unwrap()
+}
+
+#[test]
+fn completion_envelopes_replay_byte_for_byte() {
+    let findings = sample_findings();
+    let event = sample_event(&findings);
+    let key = fixed_key();
+    let first = statement::sign_completion(&event, &key)
+        .unwrap()
+        .to_json()
+        .unwrap();
+
+    // Same facts, found in another order, signed by the same key re-read
+    // from its PEM: the same bytes.
+    let mut shuffled = findings.clone();
+    shuffled.reverse();
+    let mut again = sample_event(&shuffled);
+    again.reasons.reverse();
+    again.reasons.push(again.reasons[0].clone());
+    let reread = SigningKey::from_pkcs8_pem(&key.to_pkcs8_pem().unwrap()).unwrap();
+    let second = statement::sign_completion(&again, &reread)
+        .unwrap()
+        .to_json()
+        .unwrap();
+    assert_eq!(first, second);
+
+    // A different fact gives different bytes.
+    let mut passed = event.clone();
+    passed.verdict = Verdict::Pass;
+    assert_ne!(
+        statement::sign_completion(&passed, &key)
+            .unwrap()
+            .to_json()
+            .unwrap(),
+        first
+    );
+
+    // The envelope itself is canonical JSON.
+    assert_eq!(canonical::canonicalize(&first).unwrap(), first);
+
+    // Reading it back gives the event (reasons sorted).
+    let envelope = Envelope::from_json(&first).unwrap();
+    let back = statement::verify_completion(&envelope, &[key.public_key().clone()]).unwrap();
+    let mut want = event.clone();
+    want.reasons.sort();
+    assert_eq!(back, want);
+}
+
+/// The exact statement bytes: a change of field names, order or number
+/// format would change every signed event, so it is pinned here.
+#[test]
+fn completion_statement_bytes_are_pinned() {
+    let mut event = sample_event(&[]);
+    event.findings_sha256 = "11".repeat(32);
+    event.explain_trace_sha256 = "22".repeat(32);
+    let payload = canonical::to_vec(&statement::completion_statement(&event).unwrap()).unwrap();
+    let want = concat!(
+        r#"{"_type":"https://in-toto.io/Statement/v1","predicate":{"artifact":"registry.example.com/payments-api@sha256:"#,
+        "abababababababababababababababababababababababababababababababab",
+        r#"","explainTrace":{"sha256":"2222222222222222222222222222222222222222222222222222222222222222"},"#,
+        r#""findings":{"sha256":"1111111111111111111111111111111111111111111111111111111111111111"},"#,
+        r#""jobId":"4b1f0a6c9e4b1f0a6c9e4b1f0a6c9e4b1f0a6c9e4b1f0a6c9e4b1f0a6c9e0123","policyVersion":"default@1","#,
+        r#""reasons":[{"direction":"added","id":"PYSEC-2022-203","source":"advisory"},"#,
+        r#"{"direction":"removed","id":"payments-api.openvex.json","source":"vex"}],"tenant":"acme","verdict":"fail","window":42},"#,
+        r#""predicateType":"https://recheck.dev/completion/v1","subject":[{"digest":{"sha256":""#,
+        "abababababababababababababababababababababababababababababababab",
+        r#""},"name":"registry.example.com/payments-api@sha256:"#,
+        "abababababababababababababababababababababababababababababababab",
+        r#""}]}"#
+    );
+    assert_eq!(String::from_utf8(payload).unwrap(), want);
+}
+
+#[test]
+fn completion_tampering_and_foreign_statements_are_rejected() {
+    let event = sample_event(&sample_findings());
+    let key = fixed_key();
+    let keys = [key.public_key().clone()];
+    let envelope = statement::sign_completion(&event, &key).unwrap();
+
+    let mut flipped = envelope.clone();
+    let text = String::from_utf8(flipped.payload.clone()).unwrap();
+    flipped.payload = text
+        .replace(r#""verdict":"fail""#, r#""verdict":"pass""#)
+        .into_bytes();
+    assert_ne!(flipped.payload, envelope.payload);
+    assert!(matches!(
+        statement::verify_completion(&flipped, &keys),
+        Err(AttestError::SignatureMismatch { .. })
+    ));
+
+    // A valid in-toto envelope, but not a completion statement.
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let bundle = read_json(&data.join("dsse/sigstore/a.dsse.staging-rekor-v2.txt.sigstore.json"));
+    let cert = PublicKey::from_certificate_der(&sigstore_certificate(&bundle)).unwrap();
+    match statement::verify_completion(&envelope_of(&bundle["dsseEnvelope"]), &[cert]) {
+        Err(AttestError::Payload(m)) => assert!(m.contains(COMPLETION_PREDICATE_TYPE), "{m}"),
+        other => panic!("expected a payload error, got {other:?}"),
+    }
+
+    // Signed correctly, but not in canonical form: not what Recheck writes.
+    let pretty =
+        serde_json::to_vec_pretty(&statement::completion_statement(&event).unwrap()).unwrap();
+    let resigned = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, pretty, &key);
+    assert!(matches!(
+        statement::verify_completion(&resigned, &keys),
+        Err(AttestError::Payload(m)) if m.contains("canonical")
+    ));
+}
+
+#[test]
+fn findings_digest_ignores_order_but_not_content() {
+    let findings = sample_findings();
+    let mut reversed = findings.clone();
+    reversed.reverse();
+    let digest = statement::findings_sha256(&findings).unwrap();
+    assert_eq!(statement::findings_sha256(&reversed).unwrap(), digest);
+    assert_eq!(
+        statement::findings_sha256(&findings[1..]).unwrap().len(),
+        64
+    );
+    assert_ne!(statement::findings_sha256(&findings[1..]).unwrap(), digest);
+}
+
+/// The in-toto specification's statements (shared data) are read by our
+/// Statement type without losing a field: re-serialized, they have the same
+/// canonical bytes as the original document.
+#[test]
+fn in_toto_spec_statements_parse_without_loss() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let files = common::json_files(&data.join("dsse/in-toto"));
+    assert_eq!(files.len(), 9);
+    for file in files {
+        let bytes = common::read(&file);
+        let parsed = statement::parse_statement(&bytes)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert_eq!(
+            canonical::to_vec(&parsed).unwrap(),
+            canonical::canonicalize(&bytes).unwrap(),
+            "{}",
+            file.display()
+        );
+    }
+}
+
+/// Every OSV advisory of the corpus (CVSS scores are floats) survives
+/// model → canonical JSON → model → canonical JSON unchanged.
+#[test]
+fn canonical_json_round_trips_the_osv_corpus() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let report = recheck::formats::osv::load(&[data.join("osv")]);
+    assert!(report.items.len() > 600, "{}", report.items.len());
+    let mut scores = 0;
+    for (name, advisory) in &report.items {
+        let bytes = canonical::to_vec(advisory).unwrap();
+        let back: recheck::model::Advisory = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(&back, advisory, "{name}");
+        assert_eq!(canonical::to_vec(&back).unwrap(), bytes, "{name}");
+        scores += advisory
+            .severity
+            .iter()
+            .filter(|s| s.computed.is_some())
+            .count();
+    }
+    assert!(scores > 100, "{scores} computed scores");
+}

@@ -10,6 +10,7 @@
 pub mod canonical;
 pub mod dsse;
 pub mod keys;
+pub mod statement;
 
 /// Everything that can go wrong while canonicalizing, signing or verifying.
 /// Verification failures name the reason, so `recheck verify` can say why an

@@ -1,8 +1,9 @@
 //! The domain types every other layer speaks: advisories, components, VEX
-//! statements, findings. They are plain data (serde only) so that parsers,
+//! statements, findings, completion events. They are plain data (serde only) so that parsers,
 //! the reference matcher, the engine and the stores agree on one shape.
 
 mod advisory;
+mod completion;
 mod finding;
 mod sbom;
 mod vex;
@@ -11,6 +12,7 @@ pub use advisory::{
     Advisory, AffectedPackage, AffectedRange, RangeEvent, RangeKind, Rating, Severity,
     SeverityScore,
 };
+pub use completion::{CompletionEvent, Direction, JobReason, ReasonSource, Verdict};
 pub use finding::{Finding, FindingStatus, MatchReason};
 pub use sbom::{Artifact, Component, Sbom, SbomFormat};
 pub use vex::{VexProduct, VexStatement, VexStatus};
