@@ -1,6 +1,7 @@
 //! The domain types every other layer speaks: advisories, components, VEX
-//! statements, findings, completion events. They are plain data (serde only) so that parsers,
-//! the reference matcher, the engine and the stores agree on one shape.
+//! statements, findings, completion events. They are plain data (serde only)
+//! so that parsers, the reference matcher, the engine and the stores agree on
+//! one shape.
 
 mod advisory;
 mod completion;
