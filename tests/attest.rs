@@ -631,3 +631,268 @@ fn canonical_json_round_trips_the_osv_corpus() {
     }
     assert!(scores > 100, "{scores} computed scores");
 }
+
+// ------------------------------------------------------ keygen and verify
+
+use std::process::{Command, Output};
+
+/// A scratch directory removed when the test ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("recheck-attest-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+    fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn recheck<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recheck"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `recheck keygen --out DIR/`: the key id it prints is the sha256 of the
+/// public key's SPKI DER, the private key is mode 0600 and reads back to the
+/// same key.
+fn keygen(out: &Path) -> (String, SigningKey) {
+    let run = recheck(&[Path::new("keygen"), Path::new("--out"), out]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let stdout = text(&run.stdout);
+    let keyid = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("keyid: "))
+        .unwrap_or_else(|| panic!("no keyid in {stdout}"))
+        .to_string();
+    let (private, public) = if out.is_dir() {
+        (out.join("recheck.key.pem"), out.join("recheck.pub.pem"))
+    } else {
+        let p = out.display();
+        (
+            PathBuf::from(format!("{p}.key.pem")),
+            PathBuf::from(format!("{p}.pub.pem")),
+        )
+    };
+    let key = SigningKey::from_pkcs8_pem(&text(&common::read(&private))).unwrap();
+    assert_eq!(key.keyid(), keyid);
+    let public = PublicKey::from_pem(&text(&common::read(&public))).unwrap();
+    assert_eq!(public.keyid(), keyid);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "private key mode {mode:o}");
+    }
+    (keyid, key)
+}
+
+#[test]
+fn keygen_writes_a_private_key_only_we_can_read() {
+    let scratch = Scratch::new("keygen");
+    let (first, _) = keygen(&scratch.0);
+    // An existing key is never overwritten silently.
+    let again = recheck(&[Path::new("keygen"), Path::new("--out"), &scratch.0]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("exists"),
+        "{}",
+        text(&again.stderr)
+    );
+    let (_, reread) = keygen(&scratch.0.join("ci"));
+    assert_ne!(reread.keyid(), first);
+    let forced = recheck(&[
+        Path::new("keygen"),
+        Path::new("--force"),
+        Path::new("--out"),
+        &scratch.0,
+    ]);
+    assert!(forced.status.success(), "{}", text(&forced.stderr));
+    assert!(!text(&forced.stdout).contains(&first));
+}
+
+#[test]
+fn verify_cli_says_why_an_envelope_is_invalid() {
+    let scratch = Scratch::new("verify");
+    std::fs::create_dir(scratch.0.join("a")).unwrap();
+    std::fs::create_dir(scratch.0.join("b")).unwrap();
+    let (keyid, key) = keygen(&scratch.0.join("a"));
+    keygen(&scratch.0.join("b"));
+    let public = scratch.0.join("a/recheck.pub.pem");
+    let stranger = scratch.0.join("b/recheck.pub.pem");
+
+    let event = sample_event(&sample_findings());
+    let envelope = statement::sign_completion(&event, &key).unwrap();
+    let good = scratch.write("event.json", envelope.to_json().unwrap());
+    let verify = |envelope: &Path, key: &Path| {
+        recheck(&[Path::new("verify"), envelope, Path::new("--key"), key])
+    };
+
+    let ok = verify(&good, &public);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    let stdout = text(&ok.stdout);
+    assert!(
+        stdout.starts_with(&format!("valid: keyid {keyid} (ed25519)")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "subject: {} sha256:{}",
+            event.artifact, event.artifact_sha256
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verdict Fail"), "{stdout}");
+
+    let mut tampered = envelope.clone();
+    tampered.payload = text(&tampered.payload)
+        .replace("\"window\":42", "\"window\":43")
+        .into_bytes();
+    let cases = [
+        (
+            scratch.write("tampered.json", tampered.to_json().unwrap()),
+            &public,
+            "signature mismatch",
+        ),
+        (good.clone(), &stranger, "unknown key id"),
+        (
+            scratch.write(
+                "bad64.json",
+                text(&envelope.to_json().unwrap()).replace("\"payload\":\"", "\"payload\":\"%"),
+            ),
+            &public,
+            "bad base64 in payload",
+        ),
+        (
+            scratch.write("notjson.json", "{\"payload\": 1}"),
+            &public,
+            "not a DSSE envelope",
+        ),
+    ];
+    for (file, key, reason) in cases {
+        let run = verify(&file, key);
+        assert_eq!(
+            run.status.code(),
+            Some(1),
+            "{}: {}",
+            file.display(),
+            text(&run.stdout)
+        );
+        let stderr = text(&run.stderr);
+        assert!(
+            stderr.starts_with(&format!("invalid: {reason}")),
+            "{}: {stderr}",
+            file.display()
+        );
+    }
+
+    // Unreadable inputs are not "invalid": exit 2.
+    let missing = verify(&scratch.0.join("nope.json"), &public);
+    assert_eq!(missing.status.code(), Some(2));
+    let private_as_public = verify(&good, &scratch.0.join("a/recheck.key.pem"));
+    assert_eq!(private_as_public.status.code(), Some(2));
+    assert!(text(&private_as_public.stderr).contains("private key"));
+}
+
+#[test]
+fn verify_cli_accepts_the_shared_p256_examples() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let scratch = Scratch::new("verify-shared");
+    let HelloWorld { vector, key } = hello_world(&data);
+    let source = &vector["source"];
+    let pem = scratch.write("hello.pub.pem", key.to_pem());
+    let plain = scratch.write(
+        "plain.json",
+        serde_json::to_vec(&source["envelope_protocol_md"]).unwrap(),
+    );
+    let hinted = scratch.write(
+        "hinted.json",
+        serde_json::to_vec(&source["envelope_signing_spec_py"]).unwrap(),
+    );
+    let hello_type = source["payloadType"].as_str().unwrap();
+    let run = |args: &[&str]| recheck(args);
+    let p = |path: &Path| path.display().to_string();
+
+    let ok = run(&[
+        "verify",
+        &p(&plain),
+        "--key",
+        &p(&pem),
+        "--payload-type",
+        hello_type,
+    ]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("(ecdsa-p256), payloadType http://example.com/HelloWorld"));
+
+    let wrong_type = run(&["verify", &p(&plain), "--key", &p(&pem)]);
+    assert_eq!(wrong_type.status.code(), Some(1));
+    assert!(text(&wrong_type.stderr).starts_with("invalid: wrong payload type"));
+
+    let unknown = run(&[
+        "verify",
+        &p(&hinted),
+        "--key",
+        &p(&pem),
+        "--payload-type",
+        hello_type,
+    ]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        text(&unknown.stderr).contains("66301bbf"),
+        "{}",
+        text(&unknown.stderr)
+    );
+    let aliased = run(&[
+        "verify",
+        &p(&hinted),
+        "--key",
+        &p(&pem),
+        "--payload-type",
+        hello_type,
+        "--keyid",
+        "66301bbf",
+    ]);
+    assert_eq!(aliased.status.code(), Some(0), "{}", text(&aliased.stderr));
+    assert!(text(&aliased.stdout).starts_with("valid: keyid 66301bbf"));
+
+    let bundle = read_json(&data.join("dsse/sigstore/a.dsse.staging-rekor-v2.txt.sigstore.json"));
+    let cert = scratch.write(
+        "cert.pem",
+        keys::pem_block("CERTIFICATE", &sigstore_certificate(&bundle)),
+    );
+    let sigstore = scratch.write(
+        "sigstore.json",
+        serde_json::to_vec(&bundle["dsseEnvelope"]).unwrap(),
+    );
+    let ok = run(&["verify", &p(&sigstore), "--key", &p(&cert)]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    let stdout = text(&ok.stdout);
+    assert!(
+        stdout.contains("predicateType: https://slsa.dev/provenance/v1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("subject: a.txt sha256:a0cfc71271d6e278e57cd332ff957c3f7043fdda354c4cbb190a30d56efa01bf"),
+        "{stdout}"
+    );
+}

@@ -67,11 +67,16 @@ impl SigningKey {
         Ok(SigningKey { key, public })
     }
 
-    /// PKCS#8 PEM, as OpenSSL, Python `cryptography` and Go read it.
+    /// PKCS#8 v1 PEM (the secret only). The v2 form that also embeds the
+    /// public key is what ed25519-dalek writes by default, but OpenSSL 3.0 and
+    /// Python `cryptography` refuse it ("extra data"); v1 everyone reads.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, AttestError> {
-        self.key
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| AttestError::Key(format!("encoding the private key: {e}")))
+        ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        }
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| AttestError::Key(format!("encoding the private key: {e}")))
     }
 
     pub fn public_key(&self) -> &PublicKey {

@@ -6,7 +6,9 @@ mod bench;
 mod demo;
 mod engine_args;
 mod inputs;
+mod keygen;
 mod scan;
+mod verify;
 mod version_order;
 
 use std::process::ExitCode;
@@ -38,6 +40,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Sort versions read from stdin (one per line) in an ecosystem's order.
     VersionOrder(version_order::VersionOrderArgs),
+    /// Make the ed25519 key pair that signs completion events (private key
+    /// PKCS#8 PEM, mode 0600; public key SPKI PEM); prints the key id.
+    Keygen(keygen::KeygenArgs),
+    /// Check a DSSE envelope against a public key (ed25519 or ECDSA P-256, PEM
+    /// or X.509 certificate): exit 0 valid, 1 invalid with the reason.
+    Verify(verify::VerifyArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -47,5 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backfill(args) => backfill::run(args),
         Command::Bench(args) => bench::run(args),
         Command::VersionOrder(args) => version_order::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Verify(args) => verify::run(args),
     }
 }
