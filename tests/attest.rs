@@ -896,3 +896,151 @@ fn verify_cli_accepts_the_shared_p256_examples() {
         "{stdout}"
     );
 }
+
+// ------------------------------------- interop with Python securesystemslib
+
+/// The independent DSSE implementation (`tests/interop/dsse_interop.py`) as a
+/// command, or `None` after a loud SKIP naming what to install (a failure
+/// under CI=true). `RECHECK_PYTHON` picks the interpreter (default python3).
+fn python_dsse() -> Option<Command> {
+    let python = std::env::var("RECHECK_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = fixture("../interop/dsse_interop.py");
+    let command = || {
+        let mut c = Command::new(&python);
+        c.arg(&script);
+        c
+    };
+    let install = "pip install 'securesystemslib[crypto]'";
+    match command().arg("check-deps").output() {
+        Ok(out) if out.status.success() => Some(command()),
+        Ok(out) => {
+            common::skip(&format!(
+                "DSSE interop needs Python securesystemslib + cryptography: {install} ({})",
+                text(&out.stderr).trim()
+            ));
+            None
+        }
+        Err(e) => {
+            common::skip(&format!(
+                "DSSE interop needs {python} with securesystemslib ({install}): {e}"
+            ));
+            None
+        }
+    }
+}
+
+#[test]
+fn interop_securesystemslib_verifies_recheck_envelopes() {
+    let Some(mut python) = python_dsse() else {
+        return;
+    };
+    let scratch = Scratch::new("interop-verify");
+    let key = SigningKey::generate().unwrap();
+    let pem = scratch.write("recheck.pub.pem", key.public_key().to_pem());
+    let envelope = statement::sign_completion(&sample_event(&sample_findings()), &key).unwrap();
+    let good = scratch.write("good.json", envelope.to_json().unwrap());
+
+    let run = python
+        .args([Path::new("verify"), &good, &pem])
+        .output()
+        .unwrap();
+    let stdout = text(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
+    // Python computed the same key id from the PEM on its own.
+    assert!(
+        stdout.contains(&format!(
+            "verified keyid {} payloadType {IN_TOTO_PAYLOAD_TYPE}",
+            key.keyid()
+        )),
+        "{stdout}"
+    );
+    // And its own sorted, whitespace-free serialization is our payload.
+    assert!(stdout.contains("canonical: true"), "{stdout}");
+
+    // It is not just saying yes: a changed payload is rejected there too.
+    let mut tampered = envelope.clone();
+    tampered.payload = text(&tampered.payload)
+        .replace("\"verdict\":\"fail\"", "\"verdict\":\"pass\"")
+        .into_bytes();
+    let bad = scratch.write("tampered.json", tampered.to_json().unwrap());
+    let run = python_dsse()
+        .unwrap()
+        .args([Path::new("verify"), &bad, &pem])
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "{}{}",
+        text(&run.stdout),
+        text(&run.stderr)
+    );
+    assert!(
+        text(&run.stdout).starts_with("rejected:"),
+        "{}",
+        text(&run.stdout)
+    );
+}
+
+#[test]
+fn interop_recheck_verifies_securesystemslib_envelopes() {
+    let Some(mut python) = python_dsse() else {
+        return;
+    };
+    let scratch = Scratch::new("interop-sign");
+    let event = sample_event(&sample_findings());
+    // Python gets the statement pretty-printed and serializes it itself.
+    let statement_json = scratch.write(
+        "statement.json",
+        serde_json::to_vec_pretty(&statement::completion_statement(&event).unwrap()).unwrap(),
+    );
+    let run = python
+        .arg("sign")
+        .arg(&statement_json)
+        .arg(&scratch.0)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}{}",
+        text(&run.stdout),
+        text(&run.stderr)
+    );
+    let python_keyid = text(&run.stdout)
+        .trim()
+        .strip_prefix("signed keyid ")
+        .unwrap()
+        .to_string();
+
+    let envelope_path = scratch.0.join("python.envelope.json");
+    let pem_path = scratch.0.join("python.pub.pem");
+    let public = PublicKey::from_pem(&text(&common::read(&pem_path))).unwrap();
+    assert_eq!(public.keyid(), python_keyid, "key-id schemes agree");
+    let envelope = Envelope::from_json(&common::read(&envelope_path)).unwrap();
+    assert_eq!(envelope.signatures[0].keyid, python_keyid);
+
+    // Signature, key id, payload type, predicate and canonical form all hold:
+    // the event Python signed is ours.
+    let back = statement::verify_completion(&envelope, std::slice::from_ref(&public)).unwrap();
+    let mut want = event.clone();
+    want.reasons.sort();
+    assert_eq!(back, want);
+
+    let cli = recheck(&[
+        Path::new("verify"),
+        &envelope_path,
+        Path::new("--key"),
+        &pem_path,
+    ]);
+    assert_eq!(cli.status.code(), Some(0), "{}", text(&cli.stderr));
+    assert!(text(&cli.stdout).starts_with(&format!("valid: keyid {python_keyid} (ed25519)")));
+
+    let mut tampered = envelope.clone();
+    tampered.payload = text(&tampered.payload)
+        .replace("\"window\":42", "\"window\":41")
+        .into_bytes();
+    assert!(matches!(
+        statement::verify_completion(&tampered, &[public]),
+        Err(AttestError::SignatureMismatch { .. })
+    ));
+}

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests that read the shared real-data
-//! corpus: finding it (with one SKIP/CI rule for all of them), listing its
-//! JSON documents, and reading a file with its path in the panic message.
+//! corpus: finding it (with one SKIP/CI rule for all of them, also used for
+//! other missing prerequisites), listing its JSON documents, and reading a
+//! file with its path in the panic message.
 
 // Each test binary compiles its own copy of this module and uses only some of
 // the helpers; the rest would otherwise warn as dead code in that binary.
@@ -15,18 +16,25 @@ pub fn shared_data() -> Option<PathBuf> {
     if let Some(dir) = recheck::samples::shared_data_dir() {
         return Some(dir);
     }
-    let msg = "shared corpus not found: set RECHECK_SHARED_DIR to the directory holding data/ \
-               (e.g. RECHECK_SHARED_DIR=/work/shared)";
+    skip(
+        "shared corpus not found: set RECHECK_SHARED_DIR to the directory holding data/ \
+         (e.g. RECHECK_SHARED_DIR=/work/shared)",
+    );
+    None
+}
+
+/// Announces a skipped test loudly; under `CI=true` a skip is a failure
+/// (whatever is missing, CI must have installed it).
+pub fn skip(msg: &str) {
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "{msg} (CI=true: missing data is a failure)"
+        "{msg} (CI=true: a skip is a failure)"
     );
     // Straight to the stderr handle: the harness captures `eprintln!` of a
     // passing test, and a skip must be seen. One write, so that parallel
     // tests do not interleave their lines.
     let line = format!("\n!!!!! SKIP: {msg} !!!!!\n");
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
-    None
 }
 
 /// Every `.json` file under `dir`, recursively, sorted.
