@@ -539,12 +539,7 @@ fn completion_tampering_and_foreign_statements_are_rejected() {
     let keys = [key.public_key().clone()];
     let envelope = statement::sign_completion(&event, &key).unwrap();
 
-    let mut flipped = envelope.clone();
-    let text = String::from_utf8(flipped.payload.clone()).unwrap();
-    flipped.payload = text
-        .replace(r#""verdict":"fail""#, r#""verdict":"pass""#)
-        .into_bytes();
-    assert_ne!(flipped.payload, envelope.payload);
+    let flipped = tampered(&envelope, r#""verdict":"fail""#, r#""verdict":"pass""#);
     assert!(matches!(
         statement::verify_completion(&flipped, &keys),
         Err(AttestError::SignatureMismatch { .. })
@@ -671,6 +666,15 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `envelope` with `from` replaced by `to` in its payload, signature kept.
+fn tampered(envelope: &Envelope, from: &str, to: &str) -> Envelope {
+    let payload = text(&envelope.payload);
+    assert!(payload.contains(from), "{from} not in {payload}");
+    let mut changed = envelope.clone();
+    changed.payload = payload.replace(from, to).into_bytes();
+    changed
+}
+
 /// `recheck keygen --out DIR/`: the key id it prints is the sha256 of the
 /// public key's SPKI DER, the private key is mode 0600 and reads back to the
 /// same key.
@@ -762,10 +766,7 @@ fn verify_cli_says_why_an_envelope_is_invalid() {
     );
     assert!(stdout.contains("verdict Fail"), "{stdout}");
 
-    let mut tampered = envelope.clone();
-    tampered.payload = text(&tampered.payload)
-        .replace("\"window\":42", "\"window\":43")
-        .into_bytes();
+    let tampered = tampered(&envelope, "\"window\":42", "\"window\":43");
     let cases = [
         (
             scratch.write("tampered.json", tampered.to_json().unwrap()),
@@ -830,48 +831,35 @@ fn verify_cli_accepts_the_shared_p256_examples() {
         serde_json::to_vec(&source["envelope_signing_spec_py"]).unwrap(),
     );
     let hello_type = source["payloadType"].as_str().unwrap();
-    let run = |args: &[&str]| recheck(args);
     let p = |path: &Path| path.display().to_string();
+    // `recheck verify ENVELOPE --key PEM [extra...]`
+    let verify = |envelope: &Path, key: &Path, extra: &[&str]| {
+        let mut args = vec!["verify".to_string(), p(envelope), "--key".into(), p(key)];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        recheck(&args)
+    };
+    let as_hello = ["--payload-type", hello_type];
 
-    let ok = run(&[
-        "verify",
-        &p(&plain),
-        "--key",
-        &p(&pem),
-        "--payload-type",
-        hello_type,
-    ]);
+    let ok = verify(&plain, &pem, &as_hello);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
     assert!(text(&ok.stdout).contains("(ecdsa-p256), payloadType http://example.com/HelloWorld"));
 
-    let wrong_type = run(&["verify", &p(&plain), "--key", &p(&pem)]);
+    let wrong_type = verify(&plain, &pem, &[]);
     assert_eq!(wrong_type.status.code(), Some(1));
     assert!(text(&wrong_type.stderr).starts_with("invalid: wrong payload type"));
 
-    let unknown = run(&[
-        "verify",
-        &p(&hinted),
-        "--key",
-        &p(&pem),
-        "--payload-type",
-        hello_type,
-    ]);
+    let unknown = verify(&hinted, &pem, &as_hello);
     assert_eq!(unknown.status.code(), Some(1));
+    let stderr = text(&unknown.stderr);
     assert!(
-        text(&unknown.stderr).contains("66301bbf"),
-        "{}",
-        text(&unknown.stderr)
+        stderr.starts_with("invalid: unknown key id") && stderr.contains("66301bbf"),
+        "{stderr}"
     );
-    let aliased = run(&[
-        "verify",
-        &p(&hinted),
-        "--key",
-        &p(&pem),
-        "--payload-type",
-        hello_type,
-        "--keyid",
-        "66301bbf",
-    ]);
+    let aliased = verify(
+        &hinted,
+        &pem,
+        &[as_hello[0], as_hello[1], "--keyid", "66301bbf"],
+    );
     assert_eq!(aliased.status.code(), Some(0), "{}", text(&aliased.stderr));
     assert!(text(&aliased.stdout).starts_with("valid: keyid 66301bbf"));
 
@@ -884,7 +872,7 @@ fn verify_cli_accepts_the_shared_p256_examples() {
         "sigstore.json",
         serde_json::to_vec(&bundle["dsseEnvelope"]).unwrap(),
     );
-    let ok = run(&["verify", &p(&sigstore), "--key", &p(&cert)]);
+    let ok = verify(&sigstore, &cert, &[]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
     let stdout = text(&ok.stdout);
     assert!(
@@ -958,10 +946,7 @@ fn interop_securesystemslib_verifies_recheck_envelopes() {
     assert!(stdout.contains("canonical: true"), "{stdout}");
 
     // It is not just saying yes: a changed payload is rejected there too.
-    let mut tampered = envelope.clone();
-    tampered.payload = text(&tampered.payload)
-        .replace("\"verdict\":\"fail\"", "\"verdict\":\"pass\"")
-        .into_bytes();
+    let tampered = tampered(&envelope, "\"verdict\":\"fail\"", "\"verdict\":\"pass\"");
     let bad = scratch.write("tampered.json", tampered.to_json().unwrap());
     let run = python_dsse()
         .unwrap()
@@ -1035,10 +1020,7 @@ fn interop_recheck_verifies_securesystemslib_envelopes() {
     assert_eq!(cli.status.code(), Some(0), "{}", text(&cli.stderr));
     assert!(text(&cli.stdout).starts_with(&format!("valid: keyid {python_keyid} (ed25519)")));
 
-    let mut tampered = envelope.clone();
-    tampered.payload = text(&tampered.payload)
-        .replace("\"window\":42", "\"window\":41")
-        .into_bytes();
+    let tampered = tampered(&envelope, "\"window\":42", "\"window\":41");
     assert!(matches!(
         statement::verify_completion(&tampered, &[public]),
         Err(AttestError::SignatureMismatch { .. })

@@ -394,49 +394,28 @@ impl SeqBuilder {
     }
 }
 
-impl ser::SerializeSeq for SeqBuilder {
-    type Ok = Node;
-    type Error = AttestError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), AttestError> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Node, AttestError> {
-        self.finish()
-    }
+/// serde's four sequence-like traits differ only in the method name.
+macro_rules! seq_builder {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for SeqBuilder {
+            type Ok = Node;
+            type Error = AttestError;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), AttestError> {
+                self.push(value)
+            }
+            fn end(self) -> Result<Node, AttestError> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for SeqBuilder {
-    type Ok = Node;
-    type Error = AttestError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), AttestError> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Node, AttestError> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleStruct for SeqBuilder {
-    type Ok = Node;
-    type Error = AttestError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), AttestError> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Node, AttestError> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleVariant for SeqBuilder {
-    type Ok = Node;
-    type Error = AttestError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), AttestError> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Node, AttestError> {
-        self.finish()
-    }
-}
+seq_builder!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl MapBuilder {
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), AttestError> {
@@ -468,35 +447,27 @@ impl ser::SerializeMap for MapBuilder {
     }
 }
 
-impl ser::SerializeStruct for MapBuilder {
-    type Ok = Node;
-    type Error = AttestError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), AttestError> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<Node, AttestError> {
-        self.finish()
-    }
+/// Structs and struct variants are maps with `&'static str` keys.
+macro_rules! struct_builder {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for MapBuilder {
+            type Ok = Node;
+            type Error = AttestError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), AttestError> {
+                self.field(key, value)
+            }
+            fn end(self) -> Result<Node, AttestError> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for MapBuilder {
-    type Ok = Node;
-    type Error = AttestError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), AttestError> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<Node, AttestError> {
-        self.finish()
-    }
-}
+struct_builder!(SerializeStruct, SerializeStructVariant);
 
 /// Map keys: strings as they are; chars and integers as their text (as
 /// serde_json does, so `BTreeMap<u64, _>` works); anything else is refused.
