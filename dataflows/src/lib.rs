@@ -160,6 +160,9 @@ pub enum Query {
     Artifact(ArtifactId),
     /// The artifacts with at least one impact row through this package.
     Package(PackageKey),
+    /// The artifacts with at least one impact row that answer to this key (a label, a runtime
+    /// state, a repository: whatever the caller feeds as [`ArtifactKey`]s).
+    ArtifactsWithKey(ProductKey),
 }
 
 /// One finding of an advisory in one component instance, with its VEX verdict.
@@ -224,6 +227,16 @@ pub struct Inputs<S: ExchangeData> {
 impl<S: ExchangeData> Inputs<S> {
     /// Moves every session to window `time`; later updates land in that window.
     pub fn advance_to(&mut self, time: Time) {
+        self.advance_data_to(time);
+        self.queries.advance_to(time);
+    }
+
+    /// Moves every session but `queries` to `time`.
+    ///
+    /// Queries may run on a finer clock than the data: a query placed at a time `t` between the
+    /// last closed window `w` and the data's time is answered, from the state as of `w`, as soon
+    /// as the query session passes `t`, without waiting for the next window to close.
+    pub fn advance_data_to(&mut self, time: Time) {
         self.instances.advance_to(time);
         self.versions.advance_to(time);
         self.entries.advance_to(time);
@@ -232,7 +245,6 @@ impl<S: ExchangeData> Inputs<S> {
         self.statements.advance_to(time);
         self.artifact_keys.advance_to(time);
         self.component_keys.advance_to(time);
-        self.queries.advance_to(time);
     }
 
     /// Sends buffered updates and progress into the dataflow.
@@ -260,8 +272,8 @@ pub struct Outputs<'scope, R: ExchangeData> {
     pub rows: VecCollection<'scope, Time, ImpactRow<R>, Diff>,
     /// Answers to `Query::Advisory` and `Query::Artifact`: `(query, row)`.
     pub row_answers: VecCollection<'scope, Time, (QueryId, ImpactRow<R>), Diff>,
-    /// Answers to `Query::Package`: `(query, artifact)`.
-    pub package_answers: VecCollection<'scope, Time, (QueryId, ArtifactId), Diff>,
+    /// Answers to `Query::Package` and `Query::ArtifactsWithKey`: `(query, artifact)`.
+    pub artifact_answers: VecCollection<'scope, Time, (QueryId, ArtifactId), Diff>,
     /// Passes window `w` once all three outputs are complete for `w`; attach further sinks
     /// with `probe_with(&probe)` so it also covers them.
     pub probe: ProbeHandle<Time>,
@@ -515,7 +527,7 @@ pub fn build<'scope, E: RangeEvaluator>(
             Target::Package { .. } => None,
         })
         .join_core(
-            artifacts_by_key,
+            artifacts_by_key.clone(),
             |_, (sub, vulnerability, vex), &artifact| {
                 Some(((artifact, vulnerability.clone()), (*sub, *vex)))
             },
@@ -590,30 +602,47 @@ pub fn build<'scope, E: RangeEvaluator>(
         .join_core(rows_by_advisory, |_, &query, row| {
             Some((query, row.clone()))
         });
-    let artifact_answers = queries
+    let rows_of_artifact = queries
         .clone()
         .flat_map(|(query, q)| match q {
             Query::Artifact(artifact) => Some((artifact, query)),
             _ => None,
         })
-        .join_core(rows_by_artifact, |_, &query, row| {
+        .join_core(rows_by_artifact.clone(), |_, &query, row| {
             Some((query, row.clone()))
         });
-    let row_answers = advisory_answers.concat(artifact_answers).consolidate();
-    let package_answers = queries
+    let row_answers = advisory_answers.concat(rows_of_artifact).consolidate();
+    let through_package = queries
+        .clone()
         .flat_map(|(query, q)| match q {
             Query::Package(package) => Some((package, query)),
             _ => None,
         })
         .join_core(artifacts_by_package, |_, &query, &artifact| {
             Some((query, artifact))
+        });
+    // Artifacts having the key, kept if they have any row at all.
+    let affected_artifacts = rows_by_artifact
+        .as_collection(|&artifact, _| artifact)
+        .distinct()
+        .arrange_by_self();
+    let with_key = queries
+        .flat_map(|(query, q)| match q {
+            Query::ArtifactsWithKey(key) => Some((key, query)),
+            _ => None,
         })
-        .consolidate();
+        .join_core(artifacts_by_key, |_, &query, &artifact| {
+            Some((artifact, query))
+        })
+        .join_core(affected_artifacts, |&artifact, &query, &()| {
+            Some((query, artifact))
+        });
+    let artifact_answers = through_package.concat(with_key).consolidate();
 
     let probe = ProbeHandle::new();
     let rows = rows.probe_with(&probe);
     let row_answers = row_answers.probe_with(&probe);
-    let package_answers = package_answers.probe_with(&probe);
+    let artifact_answers = artifact_answers.probe_with(&probe);
 
     let inputs = Inputs {
         instances: instances_in,
@@ -631,7 +660,7 @@ pub fn build<'scope, E: RangeEvaluator>(
         Outputs {
             rows,
             row_answers,
-            package_answers,
+            artifact_answers,
             probe,
         },
     )
@@ -647,7 +676,7 @@ pub struct Capture<R> {
     /// `(query, row)` answer updates.
     pub row_answers: Captured<(QueryId, ImpactRow<R>)>,
     /// `(query, artifact)` answer updates.
-    pub package_answers: Captured<(QueryId, ArtifactId)>,
+    pub artifact_answers: Captured<(QueryId, ArtifactId)>,
     /// Passes window `w` once the captured updates of `w` are all present.
     pub probe: ProbeHandle<Time>,
 }
@@ -669,7 +698,7 @@ impl<'scope, R: ExchangeData> Outputs<'scope, R> {
         Capture {
             rows: sink(self.rows, &self.probe),
             row_answers: sink(self.row_answers, &self.probe),
-            package_answers: sink(self.package_answers, &self.probe),
+            artifact_answers: sink(self.artifact_answers, &self.probe),
             probe: self.probe,
         }
     }

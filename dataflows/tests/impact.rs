@@ -230,6 +230,8 @@ fn queries() -> Vec<(QueryId, Query)> {
     queries.extend((0..ADVISORIES).map(|a| (a, Query::Advisory(a))));
     queries.extend((0..ARTIFACTS).map(|r| (10 + r, Query::Artifact(r))));
     queries.extend((0..PACKAGES).map(|p| (20 + p, Query::Package(p))));
+    queries.extend((0..ARTIFACTS).map(|r| (30 + r, Query::ArtifactsWithKey(300 + r))));
+    queries.push((40, Query::ArtifactsWithKey(SCOPE)));
     queries
 }
 
@@ -425,10 +427,10 @@ fn naive(sets: &InputSets) -> (BTreeSet<Row>, Coverage) {
 
 type Answers = (BTreeSet<(QueryId, Row)>, BTreeSet<(QueryId, ArtifactId)>);
 
-fn naive_answers(rows: &BTreeSet<Row>, queries: &BTreeSet<(QueryId, Query)>) -> Answers {
+fn naive_answers(rows: &BTreeSet<Row>, sets: &InputSets) -> Answers {
     let mut row_answers = BTreeSet::new();
-    let mut package_answers = BTreeSet::new();
-    for &(query, ref q) in queries {
+    let mut artifact_answers = BTreeSet::new();
+    for &(query, ref q) in &sets.queries {
         for row in rows {
             match q {
                 Query::Advisory(a) if row.advisory == *a => {
@@ -438,13 +440,16 @@ fn naive_answers(rows: &BTreeSet<Row>, queries: &BTreeSet<(QueryId, Query)>) -> 
                     row_answers.insert((query, row.clone()));
                 }
                 Query::Package(p) if row.package == *p => {
-                    package_answers.insert((query, row.artifact));
+                    artifact_answers.insert((query, row.artifact));
+                }
+                Query::ArtifactsWithKey(k) if sets.artifact_keys.contains(&(row.artifact, *k)) => {
+                    artifact_answers.insert((query, row.artifact));
                 }
                 _ => {}
             }
         }
     }
-    (row_answers, package_answers)
+    (row_answers, artifact_answers)
 }
 
 /// One window's output deltas, sorted.
@@ -452,7 +457,7 @@ fn naive_answers(rows: &BTreeSet<Row>, queries: &BTreeSet<(QueryId, Query)>) -> 
 struct Deltas {
     rows: Vec<(Row, Diff)>,
     row_answers: Vec<((QueryId, Row), Diff)>,
-    package_answers: Vec<((QueryId, ArtifactId), Diff)>,
+    artifact_answers: Vec<((QueryId, ArtifactId), Diff)>,
 }
 
 fn take<D: Clone>(buffer: &recheck_dataflows::Captured<D>, window: Time) -> Vec<(D, Diff)> {
@@ -534,7 +539,7 @@ fn run(workers: usize, windows: &[Vec<Op>]) -> Vec<Deltas> {
             out.push(Deltas {
                 rows: take(&capture.rows, time),
                 row_answers: take(&capture.row_answers, time),
-                package_answers: take(&capture.package_answers, time),
+                artifact_answers: take(&capture.artifact_answers, time),
             });
         }
         out
@@ -547,13 +552,13 @@ fn run(workers: usize, windows: &[Vec<Op>]) -> Vec<Deltas> {
         for (all, mine) in merged.iter_mut().zip(per_worker) {
             all.rows.extend(mine.rows);
             all.row_answers.extend(mine.row_answers);
-            all.package_answers.extend(mine.package_answers);
+            all.artifact_answers.extend(mine.artifact_answers);
         }
     }
     for deltas in &mut merged {
         deltas.rows.sort();
         deltas.row_answers.sort();
-        deltas.package_answers.sort();
+        deltas.artifact_answers.sort();
     }
     merged
 }
@@ -590,7 +595,7 @@ fn check_against_naive(windows: &[Vec<Op>]) -> Coverage {
     let mut model = Model::default();
     let mut rows = BTreeMap::new();
     let mut row_answers = BTreeMap::new();
-    let mut package_answers = BTreeMap::new();
+    let mut artifact_answers = BTreeMap::new();
     let mut coverage = Coverage::default();
     for (window, delta) in deltas.iter().enumerate() {
         let bumped = match window.checked_sub(1).map(|i| windows[i].as_slice()) {
@@ -605,19 +610,19 @@ fn check_against_naive(windows: &[Vec<Op>]) -> Coverage {
         };
         accumulate(&mut rows, &delta.rows);
         accumulate(&mut row_answers, &delta.row_answers);
-        accumulate(&mut package_answers, &delta.package_answers);
+        accumulate(&mut artifact_answers, &delta.artifact_answers);
         let sets = model.inputs();
         let (expected, seen) = naive(&sets);
         coverage.add(seen);
         assert_eq!(as_set(&rows), expected, "rows after window {window}");
-        let (expected_rows, expected_packages) = naive_answers(&expected, &sets.queries);
+        let (expected_rows, expected_packages) = naive_answers(&expected, &sets);
         assert_eq!(
             as_set(&row_answers),
             expected_rows,
             "row answers after window {window}"
         );
         assert_eq!(
-            as_set(&package_answers),
+            as_set(&artifact_answers),
             expected_packages,
             "package answers after {window}"
         );

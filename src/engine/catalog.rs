@@ -177,6 +177,8 @@ pub struct Catalog {
     versions: HashMap<(df::PackageKey, df::VersionId), (String, usize)>,
     vex: BTreeMap<(Scope, String), Vec<StatementRow>>,
     statements: HashMap<df::StatementId, StatementInfo>,
+    /// Keys from the latest metadata record of each artifact (labels, runtime state).
+    metadata: HashMap<df::ArtifactId, Vec<df::ProductKey>>,
     /// Names of things removed or replaced in the current window: the
     /// window's retractions are rendered with them, then they are dropped.
     retired: Retired,
@@ -203,7 +205,24 @@ impl Catalog {
             InputRecord::AdvisoryRemoved { id } => self.remove_advisory(id, out),
             InputRecord::Sbom { tenant, sbom } => self.put_sbom(tenant, sbom, out),
             InputRecord::ArtifactRemoved { tenant, artifact } => {
-                self.remove_sbom(tenant, artifact, out)
+                self.remove_sbom(tenant, artifact, out);
+                self.put_metadata(ids::artifact_id(tenant, artifact), Vec::new(), out);
+            }
+            InputRecord::ArtifactMetadata {
+                tenant,
+                artifact,
+                labels,
+                runtime,
+            } => {
+                let mut keys: Vec<df::ProductKey> = labels
+                    .iter()
+                    .map(|(k, v)| product::label_key(tenant, k, v))
+                    .chain([product::runtime_key(tenant, *runtime)])
+                    .map(|k| ids::product_key(&k))
+                    .collect();
+                keys.sort_unstable();
+                keys.dedup();
+                self.put_metadata(ids::artifact_id(tenant, artifact), keys, out);
             }
             InputRecord::Vex {
                 scope,
@@ -211,8 +230,58 @@ impl Catalog {
                 statements,
             } => self.put_vex(seq, scope, document, statements, out),
             InputRecord::VexRemoved { scope, document } => self.remove_vex(scope, document, out),
-            InputRecord::ArtifactMetadata { .. } | InputRecord::WindowClosed { .. } => {}
+            InputRecord::WindowClosed { .. } => {}
         }
+    }
+
+    /// Replaces an artifact's metadata keys; SBOM replacements leave them alone.
+    fn put_metadata(
+        &mut self,
+        artifact: df::ArtifactId,
+        keys: Vec<df::ProductKey>,
+        out: &mut Updates,
+    ) {
+        let old = self.metadata.remove(&artifact).unwrap_or_default();
+        out.artifact_keys
+            .extend(old.iter().map(|k| ((artifact, *k), -1)));
+        out.artifact_keys
+            .extend(keys.iter().map(|k| ((artifact, *k), 1)));
+        if !keys.is_empty() {
+            self.metadata.insert(artifact, keys);
+        }
+    }
+
+    /// The advisories that had `name` as their id or one of their aliases
+    /// when the last window closed (what live queries see).
+    pub fn advisories_named(&self, name: &str) -> Vec<df::AdvisoryId> {
+        let retired = &self.retired.advisories;
+        let mut found: Vec<df::AdvisoryId> = retired
+            .iter()
+            .filter(|(_, a)| a.names().any(|n| n == name))
+            .map(|(id, _)| *id)
+            .collect();
+        found.extend(
+            self.advisories
+                .values()
+                .map(|(a, _)| (ids::advisory_id(&a.id), a))
+                .filter(|(id, a)| !retired.contains_key(id) && a.names().any(|n| n == name))
+                .map(|(id, _)| id),
+        );
+        found
+    }
+
+    /// `(tenant, artifact)` of an artifact id as of the last closed window.
+    pub fn artifact_name(&self, artifact: df::ArtifactId) -> Option<&(String, String)> {
+        self.retired
+            .artifacts
+            .get(&artifact)
+            .or_else(|| self.artifact_names.get(&artifact))
+    }
+
+    /// Renders a row of the last closed window's state, with the names it
+    /// had then (records applied since may have replaced them).
+    pub fn finding_as_of_last_close(&self, row: &super::Row) -> Option<Finding> {
+        self.finding(row, -1)
     }
 
     fn put_advisory(&mut self, adv: &Advisory, out: &mut Updates) {
