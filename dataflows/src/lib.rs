@@ -7,7 +7,9 @@
 //! [`RangeEvaluator`]) and persistence, and drives the dataflow window by window.
 //!
 //! Everything is keyed by caller-assigned `u64` ids (derived from sha256 so all processes agree);
-//! only version texts, advisory names and the caller's range specs travel as payloads.
+//! only version texts, the caller's range specs and (inside the small alias-grouping step) the
+//! texts of vulnerability names travel as payloads, so arrangements of findings and rows hold
+//! plain integers.
 //!
 //! Driving it: build with [`build`] inside `worker.dataflow(..)`, feed the [`Inputs`] sessions
 //! (from any worker), call [`Inputs::advance_to`]`(w + 1)` and [`Inputs::flush`], then step the
@@ -49,6 +51,8 @@ pub type StatementId = u64;
 pub type ProductKey = u64;
 /// Caller-chosen id of a live impact query.
 pub type QueryId = u64;
+/// Hash of a vulnerability name (an advisory's id or one of its aliases).
+pub type NameId = u64;
 
 /// Orders VEX statements: a larger value is the later statement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -121,8 +125,9 @@ pub type VersionText = (PackageKey, VersionId, String);
 pub type Entry<S> = (PackageKey, AdvisoryId, EntryIndex, S);
 /// An advisory's severity: `(advisory, severity)`; the maximum wins if several are present.
 pub type AdvisorySeverity = (AdvisoryId, Severity);
-/// An advisory's own id or one of its aliases: `(advisory, name)`.
-pub type AdvisoryName = (AdvisoryId, String);
+/// An advisory's own id or one of its aliases: `(advisory, name id, name text)`; the text only
+/// decides which name of a group is canonical.
+pub type AdvisoryName = (AdvisoryId, NameId, String);
 /// What a VEX statement targets, as caller-hashed product keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Target {
@@ -144,7 +149,7 @@ pub enum Target {
     },
 }
 /// `(statement, name, target, order, status)`; one row per vulnerability name the statement gives.
-pub type Statement = (StatementId, String, Target, Order, VexStatus);
+pub type Statement = (StatementId, NameId, Target, Order, VexStatus);
 /// A key an artifact answers to (its scope tokens, digest, references...): `(artifact, key)`.
 pub type ArtifactKey = (ArtifactId, ProductKey);
 /// A key a component answers to (purl with/without version, bom-ref): `(component, key)`.
@@ -183,7 +188,7 @@ pub struct ImpactRow<R> {
     pub version: VersionId,
     /// Canonical name of the advisory's vulnerability group: the smallest `CVE-` name of the
     /// group, else its smallest name.
-    pub vulnerability: String,
+    pub vulnerability: NameId,
     /// The advisory's severity.
     pub severity: Severity,
     /// The smallest entry index of the advisory that matched this version.
@@ -285,13 +290,14 @@ pub struct Outputs<'scope, R: ExchangeData> {
 struct GroupKey {
     not_cve: bool,
     name: String,
+    id: NameId,
 }
 
 /// Vertex of the advisory-name graph whose connected components are vulnerabilities.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 enum Node {
     Advisory(AdvisoryId),
-    Name(String),
+    Name(NameId),
 }
 
 /// The part of a finding that rides along the VEX join unchanged.
@@ -305,7 +311,7 @@ struct Finding<R> {
     reason: R,
 }
 
-type FindingKey = (ArtifactId, ComponentId, String);
+type FindingKey = (ArtifactId, ComponentId, NameId);
 
 fn row<R: Clone>(
     key: &FindingKey,
@@ -318,7 +324,7 @@ fn row<R: Clone>(
         component: key.1,
         package: finding.package,
         version: finding.version,
-        vulnerability: key.2.clone(),
+        vulnerability: key.2,
         severity: finding.severity,
         entry: finding.entry,
         reason: finding.reason.clone(),
@@ -378,18 +384,19 @@ pub fn build<'scope, E: RangeEvaluator>(
         });
 
     // Vulnerability groups: propagate the minimum GroupKey over the advisory-name graph.
-    let edges = names.clone().flat_map(|(advisory, name)| {
+    let edges = names.clone().flat_map(|(advisory, name, _)| {
         [
-            (Node::Advisory(advisory), Node::Name(name.clone())),
+            (Node::Advisory(advisory), Node::Name(name)),
             (Node::Name(name), Node::Advisory(advisory)),
         ]
     });
-    let seeds = names.map(|(_, name)| {
+    let seeds = names.map(|(_, id, name)| {
         let key = GroupKey {
             not_cve: !name.starts_with("CVE-"),
-            name: name.clone(),
+            name,
+            id,
         };
-        (Node::Name(name), key)
+        (Node::Name(id), key)
     });
     let labels = seeds.clone().iterate(|inner, labels| {
         let edges = edges.enter(inner);
@@ -404,11 +411,11 @@ pub fn build<'scope, E: RangeEvaluator>(
             })
     });
     let advisory_labels = labels.clone().flat_map(|(node, key)| match node {
-        Node::Advisory(advisory) => Some((advisory, key.name)),
+        Node::Advisory(advisory) => Some((advisory, key.id)),
         Node::Name(_) => None,
     });
     let name_labels = labels.flat_map(|(node, key)| match node {
-        Node::Name(name) => Some((name, key.name)),
+        Node::Name(name) => Some((name, key.id)),
         Node::Advisory(_) => None,
     });
     let advisory_info = severities
@@ -453,7 +460,7 @@ pub fn build<'scope, E: RangeEvaluator>(
                     entry: *entry,
                     reason: reason.clone(),
                 };
-                ((*artifact, *component, vulnerability.clone()), finding)
+                ((*artifact, *component, *vulnerability), finding)
             },
         );
 
@@ -464,8 +471,8 @@ pub fn build<'scope, E: RangeEvaluator>(
         .map(|(statement, name, target, order, status)| (name, (statement, target, order, status)))
         .join_map(
             name_labels,
-            |_, &(statement, target, order, status), vulnerability| {
-                (target, (vulnerability.clone(), (order, statement, status)))
+            |_, &(statement, target, order, status), &vulnerability| {
+                (target, (vulnerability, (order, statement, status)))
             },
         );
     let findings_by_component = compact::arrange(
@@ -504,19 +511,19 @@ pub fn build<'scope, E: RangeEvaluator>(
         .join_core(
             components_by_key,
             |_, (scope, vulnerability, vex), &component| {
-                Some(((component, vulnerability.clone()), (*scope, *vex)))
+                Some(((component, *vulnerability), (*scope, *vex)))
             },
         )
         .join_core(
             findings_by_component,
             |(component, vulnerability), &(scope, vex), &artifact| {
-                Some(((artifact, scope), (*component, vulnerability.clone(), vex)))
+                Some(((artifact, scope), (*component, *vulnerability, vex)))
             },
         )
         .join_core(
             artifact_has_key,
             |&(artifact, _), (component, vulnerability, vex), &()| {
-                Some(((artifact, *component, vulnerability.clone()), *vex))
+                Some(((artifact, *component, *vulnerability), *vex))
             },
         );
 
@@ -529,13 +536,13 @@ pub fn build<'scope, E: RangeEvaluator>(
         .join_core(
             artifacts_by_key.clone(),
             |_, (sub, vulnerability, vex), &artifact| {
-                Some(((artifact, vulnerability.clone()), (*sub, *vex)))
+                Some(((artifact, *vulnerability), (*sub, *vex)))
             },
         )
         .join_core(
             findings_by_artifact,
             |(artifact, vulnerability), &(sub, vex), &component| {
-                Some(((*artifact, component, vulnerability.clone()), (sub, vex)))
+                Some(((*artifact, component, *vulnerability), (sub, vex)))
             },
         );
     let whole_artifact = artifact_applied
@@ -548,7 +555,7 @@ pub fn build<'scope, E: RangeEvaluator>(
         .join_core(
             component_has_key,
             |&(component, _), (artifact, vulnerability, vex), &()| {
-                Some(((*artifact, component, vulnerability.clone()), *vex))
+                Some(((*artifact, component, *vulnerability), *vex))
             },
         );
 

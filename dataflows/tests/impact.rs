@@ -8,8 +8,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 use recheck_dataflows::{
     build, AdvisoryId, AdvisoryName, AdvisorySeverity, ArtifactId, ArtifactKey, ComponentId,
-    ComponentKey, Diff, Entry, ImpactRow, Instance, Order, PackageKey, ProductKey, Query, QueryId,
-    RangeEvaluator, Statement, StatementId, Target, Time, VersionId, VersionText, VexStatus,
+    ComponentKey, Diff, Entry, ImpactRow, Instance, NameId, Order, PackageKey, ProductKey, Query,
+    QueryId, RangeEvaluator, Statement, StatementId, Target, Time, VersionId, VersionText,
+    VexStatus,
 };
 
 type Triple = (u32, u32, u32);
@@ -64,6 +65,14 @@ const ALIAS_POOL: [&str; 8] = [
 
 fn own_name(advisory: AdvisoryId) -> String {
     format!("GHSA-{advisory}")
+}
+
+/// The caller's name ids: any injective-enough stable hash will do.
+fn name_id(name: &str) -> NameId {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    name.hash(&mut h);
+    h.finish()
 }
 
 #[derive(Clone, Debug)]
@@ -170,9 +179,11 @@ impl Model {
         }
         for (&id, advisory) in &self.advisories {
             sets.severities.insert((id, advisory.severity));
-            sets.names.insert((id, own_name(id)));
+            sets.names
+                .insert((id, name_id(&own_name(id)), own_name(id)));
             for &alias in &advisory.aliases {
-                sets.names.insert((id, ALIAS_POOL[alias].to_owned()));
+                let alias = ALIAS_POOL[alias];
+                sets.names.insert((id, name_id(alias), alias.to_owned()));
             }
             for (index, (package, spec)) in advisory.entries.iter().enumerate() {
                 sets.entries.insert((*package, id, index as u32, *spec));
@@ -181,7 +192,7 @@ impl Model {
         for (&id, vex) in &self.statements {
             for name in &vex.names {
                 sets.statements
-                    .insert((id, name.clone(), vex.target, vex.order, vex.status));
+                    .insert((id, name_id(name), vex.target, vex.order, vex.status));
             }
         }
         for (&artifact, sbom) in &self.sboms {
@@ -278,7 +289,7 @@ fn naive(sets: &InputSets) -> (BTreeSet<Row>, Coverage) {
     // Vulnerability groups as connected components of the advisory-name graph.
     let mut names_of: BTreeMap<AdvisoryId, BTreeSet<&str>> = BTreeMap::new();
     let mut advisories_of: BTreeMap<&str, BTreeSet<AdvisoryId>> = BTreeMap::new();
-    for (advisory, name) in &sets.names {
+    for (advisory, _, name) in &sets.names {
         names_of.entry(*advisory).or_default().insert(name);
         advisories_of.entry(name).or_default().insert(*advisory);
     }
@@ -320,6 +331,10 @@ fn naive(sets: &InputSets) -> (BTreeSet<Row>, Coverage) {
             canonical_of_name.insert(name, canonical.clone());
         }
     }
+    let canonical_by_id: BTreeMap<NameId, &String> = canonical_of_name
+        .iter()
+        .map(|(name, canonical)| (name_id(name), canonical))
+        .collect();
     let mut severity: BTreeMap<AdvisoryId, u8> = BTreeMap::new();
     for &(advisory, s) in &sets.severities {
         let slot = severity.entry(advisory).or_insert(s);
@@ -364,9 +379,7 @@ fn naive(sets: &InputSets) -> (BTreeSet<Row>, Coverage) {
             let named: Vec<_> = sets
                 .statements
                 .iter()
-                .filter(|(_, name, _, _, _)| {
-                    canonical_of_name.get(name.as_str()) == Some(vulnerability)
-                })
+                .filter(|(_, name, _, _, _)| canonical_by_id.get(name) == Some(&vulnerability))
                 .collect();
             let applicable: BTreeSet<_> = named
                 .iter()
@@ -412,7 +425,7 @@ fn naive(sets: &InputSets) -> (BTreeSet<Row>, Coverage) {
                 component,
                 package,
                 version,
-                vulnerability: vulnerability.clone(),
+                vulnerability: name_id(vulnerability),
                 severity,
                 entry,
                 reason,
@@ -920,11 +933,11 @@ fn scenario_matches_naive_and_bump_is_local() {
     assert!(deltas[3]
         .rows
         .iter()
-        .any(|(r, d)| *d == 1 && r.advisory == 1 && r.vulnerability == "ALSA-2024:0001"));
+        .any(|(r, d)| *d == 1 && r.advisory == 1 && r.vulnerability == name_id("ALSA-2024:0001")));
     // Window 5 merges advisory 1 into CVE-2024-0002, whose PYSEC-7 statement now suppresses it.
     assert!(deltas[5].rows.iter().any(|(r, d)| *d == 1
         && r.advisory == 1
-        && r.vulnerability == "CVE-2024-0002"
+        && r.vulnerability == name_id("CVE-2024-0002")
         && r.suppressed));
     // Window 6 is a severity-only edit: every change is a retraction plus an insertion.
     assert!(!deltas[6].rows.is_empty());

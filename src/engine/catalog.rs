@@ -9,7 +9,9 @@
 //! come out. It also keeps the reverse maps (id → name) needed to render rows,
 //! sized by distinct names rather than by instances.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +24,7 @@ use crate::model::{
     VexStatement, VexStatus,
 };
 use crate::scan::{component_identity, product, statement_order};
+use crate::versions::{CompiledAffected, RangeMatch};
 
 /// What the dataflow needs of one affected entry to evaluate versions against it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -130,7 +133,10 @@ fn advisory_rows(adv: &Advisory) -> AdvisoryRows {
             )
         })
         .collect();
-    let mut names: Vec<df::AdvisoryName> = adv.names().map(|n| (id, n.to_string())).collect();
+    let mut names: Vec<df::AdvisoryName> = adv
+        .names()
+        .map(|n| (id, ids::name_id(n), n.to_string()))
+        .collect();
     names.sort();
     names.dedup();
     AdvisoryRows {
@@ -177,6 +183,13 @@ pub struct Catalog {
     versions: HashMap<(df::PackageKey, df::VersionId), (String, usize)>,
     vex: BTreeMap<(Scope, String), Vec<StatementRow>>,
     statements: HashMap<df::StatementId, StatementInfo>,
+    /// Texts of advisory names and how many live advisories give each; a
+    /// name no longer given is dropped once its window is rendered.
+    names: HashMap<df::NameId, (String, usize)>,
+    /// Compiled affected entries for rendering explanations, by (advisory,
+    /// entry, as of the last close); live ones are dropped when their advisory
+    /// changes, last-close ones when the window ends.
+    compiled: RefCell<HashMap<(df::AdvisoryId, u32, bool), Arc<CompiledAffected>>>,
     /// Keys from the latest metadata record of each artifact (labels, runtime state).
     metadata: HashMap<df::ArtifactId, Vec<df::ProductKey>>,
     /// Names of things removed or replaced in the current window: the
@@ -291,6 +304,10 @@ impl Catalog {
             .extend(rows.entries.iter().cloned().map(|r| (r, 1)));
         out.severities.extend(rows.severity.iter().map(|r| (*r, 1)));
         out.names.extend(rows.names.iter().cloned().map(|r| (r, 1)));
+        for (_, id, text) in &rows.names {
+            self.names.entry(*id).or_insert_with(|| (text.clone(), 0)).1 += 1;
+        }
+        self.forget_compiled(ids::advisory_id(&adv.id));
         self.advisory_names
             .insert(ids::advisory_id(&adv.id), adv.id.clone());
         self.advisories.insert(adv.id.clone(), (adv.clone(), rows));
@@ -306,6 +323,12 @@ impl Catalog {
                 .extend(rows.entries.into_iter().map(|r| (r, -1)));
             out.severities
                 .extend(rows.severity.into_iter().map(|r| (r, -1)));
+            for (_, id, _) in &rows.names {
+                if let Some(n) = self.names.get_mut(id) {
+                    n.1 = n.1.saturating_sub(1);
+                }
+            }
+            self.forget_compiled(ids::advisory_id(id));
             out.names.extend(rows.names.into_iter().map(|r| (r, -1)));
         }
     }
@@ -455,7 +478,7 @@ impl Catalog {
             names.sort();
             names.dedup();
             for n in names {
-                rows.push((id, n.to_string(), target, order, df_status(st.status)));
+                rows.push((id, ids::name_id(n), target, order, df_status(st.status)));
             }
             self.statements.insert(
                 id,
@@ -513,11 +536,13 @@ impl Catalog {
                 live.or(retired)
             }
         });
+        let reason = self.reason(advisory, row.entry, &component.version, old)?;
+        let vulnerability = self.names.get(&row.vulnerability)?.0.clone();
         Some(Finding {
             tenant: tenant.clone(),
             artifact: artifact.clone(),
             advisory: advisory.id.clone(),
-            vulnerability: row.vulnerability.clone(),
+            vulnerability,
             aliases: advisory.aliases.clone(),
             purl: component.purl.clone(),
             ecosystem: component.ecosystem.clone(),
@@ -529,7 +554,7 @@ impl Catalog {
             } else {
                 FindingStatus::Affected
             },
-            reason: MatchReason::from(row.reason.clone()),
+            reason,
             vex_status: statement.map(|s| s.status),
             justification: statement.and_then(|s| s.justification.clone()),
             vex_source: statement.map(|s| s.source.clone()),
@@ -539,5 +564,38 @@ impl Catalog {
     /// Forget the names retired during the window just rendered.
     pub fn end_window(&mut self) {
         self.retired = Retired::default();
+        self.names.retain(|_, (_, uses)| *uses > 0);
+        self.compiled.get_mut().retain(|&(_, _, old), _| !old);
+    }
+
+    fn forget_compiled(&mut self, advisory: df::AdvisoryId) {
+        self.compiled
+            .get_mut()
+            .retain(|&(a, _, old), _| old || a != advisory);
+    }
+
+    /// Why `version` matched entry `entry` of `advisory`, as `scan` explains it.
+    fn reason(
+        &self,
+        advisory: &Advisory,
+        entry: u32,
+        version: &str,
+        old: bool,
+    ) -> Option<MatchReason> {
+        let key = (ids::advisory_id(&advisory.id), entry, old);
+        let cached = self.compiled.borrow().get(&key).cloned();
+        let compiled = match cached {
+            Some(c) => c,
+            None => {
+                let affected = advisory.affected.get(entry as usize)?;
+                let c = Arc::new(CompiledAffected::new(affected, entry as usize));
+                self.compiled.borrow_mut().insert(key, c.clone());
+                c
+            }
+        };
+        match compiled.matches(version) {
+            RangeMatch::Affected(reason) => Some(reason),
+            RangeMatch::NotAffected => None,
+        }
     }
 }

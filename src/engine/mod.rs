@@ -32,7 +32,7 @@ use evaluator::VersionEvaluator;
 use record::{InputRecord, LogEntry};
 
 /// An impact delta as the dataflow emits it.
-pub type Row = df::ImpactRow<evaluator::WireReason>;
+pub type Row = df::ImpactRow<()>;
 
 /// How to run timely: threads in this process, and optionally a cluster of
 /// processes (timely's own cluster mode; process 0 reads the input).
