@@ -575,7 +575,7 @@ pub fn build<'scope, E: RangeEvaluator>(
             Some(row(key, finding, Some(vex)))
         });
     let vexed_keys = latest_statements
-        .as_collection(|key, _| key.clone())
+        .as_collection(|key, _| *key)
         .arrange_by_self();
     let without_vex = findings
         .map(|(key, finding)| row(&key, &finding, None))
