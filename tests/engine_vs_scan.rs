@@ -9,18 +9,20 @@
 
 use std::collections::BTreeMap;
 
+mod common;
+
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
+use common::engine::{Accumulated, Metadata, Naive};
 use recheck::engine::record::{InputRecord, LogEntry};
-use recheck::engine::{Engine, EngineConfig, Row};
+use recheck::engine::{Engine, EngineConfig, ImpactQuery, Row};
 use recheck::fleet::{self, Corpus, FleetShape};
 use recheck::formats;
 use recheck::model::{
-    Advisory, Finding, FindingStatus, RangeEvent, Sbom, Scope, Severity, VexProduct, VexStatement,
-    VexStatus,
+    Advisory, Finding, FindingStatus, RangeEvent, RuntimeState, Sbom, Scope, Severity, VexProduct,
+    VexStatement, VexStatus,
 };
-use recheck::scan::scan;
 
 struct Pools {
     advisories: Vec<Advisory>,
@@ -74,6 +76,8 @@ enum Op {
     RemoveSbom(usize),
     PutVex(usize, Vec<(usize, usize, u8, u8)>),
     RemoveVex(usize),
+    /// Label an artifact `team=<t>` and set its runtime state.
+    PutMetadata(usize, u8, u8),
     Close,
 }
 
@@ -90,28 +94,9 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0usize..3, prop::collection::vec((any::<usize>(), any::<usize>(), 0u8..4, 0u8..3), 1..8))
             .prop_map(|(d, s)| Op::PutVex(d, s)),
         1 => (0usize..3).prop_map(Op::RemoveVex),
+        2 => (0usize..6, 0u8..2, 0u8..4).prop_map(|(i, t, r)| Op::PutMetadata(i, t, r)),
         3 => Just(Op::Close),
     ]
-}
-
-/// The inputs as they stand, for the naive recomputation.
-#[derive(Default)]
-struct State {
-    advisories: BTreeMap<String, Advisory>,
-    sboms: BTreeMap<String, Sbom>,
-    /// document → (seq of its latest put, statements)
-    vex: BTreeMap<String, (u64, Vec<VexStatement>)>,
-}
-
-impl State {
-    fn expected(&self) -> Vec<Finding> {
-        let advisories: Vec<Advisory> = self.advisories.values().cloned().collect();
-        let sboms: Vec<Sbom> = self.sboms.values().cloned().collect();
-        let mut docs: Vec<&(u64, Vec<VexStatement>)> = self.vex.values().collect();
-        docs.sort_by_key(|(seq, _)| *seq);
-        let vex: Vec<VexStatement> = docs.into_iter().flat_map(|(_, s)| s.clone()).collect();
-        scan(&advisories, &sboms, &vex).findings
-    }
 }
 
 const SHAPE: FleetShape = FleetShape {
@@ -140,10 +125,11 @@ type History = Vec<(Vec<(Row, isize)>, Vec<Finding>)>;
 
 fn run_ops(pools: &Pools, ops: &[Op], config: &EngineConfig) -> History {
     let mut engine = Engine::start(config).expect("engine starts");
-    let mut state = State::default();
-    let mut accumulated: BTreeMap<Row, isize> = BTreeMap::new();
+    let mut state = Naive::default();
+    let mut accumulated = Accumulated::default();
     let mut window = 0u64;
-    let mut per_window = Vec::new();
+    let mut per_window: History = Vec::new();
+    let mut last_metadata = BTreeMap::new();
     let n_adv = pools.advisories.len();
     let mut ops = ops.to_vec();
     ops.push(Op::Close);
@@ -273,71 +259,136 @@ fn run_ops(pools: &Pools, ops: &[Op], config: &EngineConfig) -> History {
                 scope: Scope::Global,
                 document: format!("doc-{d}"),
             },
+            Op::PutMetadata(i, team, runtime) => {
+                let sbom = fleet::artifact(&pools.corpus, &SHAPE, i);
+                InputRecord::ArtifactMetadata {
+                    tenant: recheck::scan::tenant_of(&sbom).to_string(),
+                    artifact: sbom.artifact.id,
+                    labels: [("Team".to_string(), format!("team-{team}"))].into(),
+                    runtime: RUNTIME[runtime as usize],
+                }
+            }
             Op::Close => {
                 window += 1;
                 InputRecord::WindowClosed { window }
             }
         };
-        // Mirror the record in the naive state.
-        match &record {
-            InputRecord::Advisory { advisory } => {
-                state
-                    .advisories
-                    .insert(advisory.id.clone(), advisory.clone());
-            }
-            InputRecord::AdvisoryRemoved { id } => {
-                state.advisories.remove(id);
-            }
-            InputRecord::Sbom { sbom, .. } => {
-                state.sboms.insert(sbom.artifact.id.clone(), sbom.clone());
-            }
-            InputRecord::ArtifactRemoved { artifact, .. } => {
-                state.sboms.remove(artifact);
-            }
-            InputRecord::Vex {
-                document,
-                statements,
-                ..
-            } => {
-                state
-                    .vex
-                    .insert(document.clone(), (seq, statements.clone()));
-            }
-            InputRecord::VexRemoved { document, .. } => {
-                state.vex.remove(document);
-            }
-            _ => {}
-        }
+        state.apply(seq, &record);
+        let closes = matches!(record, InputRecord::WindowClosed { .. });
         let closed = engine
             .apply(&LogEntry { seq, record })
             .expect("engine applies");
+        // Mid-window, queries see the last closed window, not the records
+        // applied since.
+        if !closes && seq.is_multiple_of(3) {
+            if let Some((_, last)) = per_window.last() {
+                check_queries(&engine, pools, last, &last_metadata);
+            }
+        }
         if let Some(closed) = closed {
             // The deltas are rows; names and texts (aliases, justifications)
             // are rendered from the current inputs when the set is read.
-            for (row, d) in &closed.deltas.rows {
-                *accumulated.entry(row.clone()).or_default() += d;
-            }
-            accumulated.retain(|_, d| *d != 0);
-            assert!(
-                accumulated.values().all(|d| *d == 1),
-                "every accumulated row has multiplicity 1"
-            );
-            let mut got: Vec<Finding> = accumulated
-                .keys()
-                .map(|row| {
-                    engine
-                        .catalog()
-                        .finding(row, 1)
-                        .expect("every live row renders")
-                })
-                .collect();
-            got.sort();
+            accumulated.add(&closed);
+            let got = accumulated.findings(&engine);
             assert_eq!(got, state.expected(), "window {window}");
+            last_metadata = state.metadata.clone();
+            check_queries(&engine, pools, &got, &last_metadata);
             per_window.push((closed.deltas.rows.clone(), got));
         }
     }
     engine.shutdown();
     per_window
+}
+
+const RUNTIME: [RuntimeState; 4] = [
+    RuntimeState::Unknown,
+    RuntimeState::Deployed,
+    RuntimeState::Running,
+    RuntimeState::Stopped,
+];
+
+/// The live queries against the impact set `findings` (as of the last closed
+/// window) and the metadata of that window.
+fn check_queries(engine: &Engine, pools: &Pools, findings: &[Finding], metadata: &Metadata) {
+    let ask = |q: ImpactQuery| engine.query(&q).expect("query answered");
+    for name in pools.names.iter().step_by(7).take(6) {
+        let expected: Vec<Finding> = findings
+            .iter()
+            .filter(|f| &f.advisory == name || f.aliases.contains(name))
+            .cloned()
+            .collect();
+        let got = ask(ImpactQuery::Advisory(name.clone())).findings;
+        assert_eq!(got, expected, "advisory query {name}");
+    }
+    let artifacts: std::collections::BTreeSet<(String, String)> = findings
+        .iter()
+        .map(|f| (f.tenant.clone(), f.artifact.clone()))
+        .collect();
+    for (tenant, artifact) in artifacts.iter().take(3) {
+        let expected: Vec<Finding> = findings
+            .iter()
+            .filter(|f| &f.tenant == tenant && &f.artifact == artifact)
+            .cloned()
+            .collect();
+        let got = ask(ImpactQuery::Artifact {
+            tenant: tenant.clone(),
+            artifact: artifact.clone(),
+        })
+        .findings;
+        assert_eq!(got, expected, "artifact query {artifact}");
+    }
+    if let Some(purl) = findings.first().and_then(|f| f.purl.clone()) {
+        let package = findings[0].package.clone();
+        let expected: Vec<(String, String)> = findings
+            .iter()
+            .filter(|f| f.package == package && f.ecosystem == findings[0].ecosystem)
+            .map(|f| (f.tenant.clone(), f.artifact.clone()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(
+            ask(ImpactQuery::Purl(purl)).artifacts,
+            expected,
+            "purl query"
+        );
+    }
+    for tenant in ["tenant-0", "tenant-1"] {
+        for team in ["team-0", "team-1"] {
+            let expected: Vec<(String, String)> = artifacts
+                .iter()
+                .filter(|a| {
+                    a.0 == tenant
+                        && metadata
+                            .get(*a)
+                            .is_some_and(|m| m.0.get("Team").map(String::as_str) == Some(team))
+                })
+                .cloned()
+                .collect();
+            let got = ask(ImpactQuery::Label {
+                tenant: tenant.into(),
+                key: "team".into(),
+                value: team.into(),
+            })
+            .artifacts;
+            assert_eq!(got, expected, "label query {tenant} {team}");
+        }
+        let expected: Vec<(String, String)> = artifacts
+            .iter()
+            .filter(|a| {
+                a.0 == tenant
+                    && metadata
+                        .get(*a)
+                        .is_some_and(|m| m.1 == RuntimeState::Running)
+            })
+            .cloned()
+            .collect();
+        let got = ask(ImpactQuery::Runtime {
+            tenant: tenant.into(),
+            state: RuntimeState::Running,
+        })
+        .artifacts;
+        assert_eq!(got, expected, "runtime query {tenant}");
+    }
 }
 
 proptest! {
@@ -357,8 +408,8 @@ fn two_workers_agree_with_one() {
     let pools = pools();
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let (mut affected, mut suppressed) = (0usize, 0usize);
-    for _ in 0..12 {
-        let ops = prop::collection::vec(op(), 5..25)
+    for _ in 0..16 {
+        let ops = prop::collection::vec(op(), 10..40)
             .new_tree(&mut runner)
             .expect("ops")
             .current();

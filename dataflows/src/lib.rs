@@ -7,7 +7,9 @@
 //! [`RangeEvaluator`]) and persistence, and drives the dataflow window by window.
 //!
 //! Everything is keyed by caller-assigned `u64` ids (derived from sha256 so all processes agree);
-//! only version texts, advisory names and the caller's range specs travel as payloads.
+//! only version texts, the caller's range specs and (inside the small alias-grouping step) the
+//! texts of vulnerability names travel as payloads, so arrangements of findings and rows hold
+//! plain integers.
 //!
 //! Driving it: build with [`build`] inside `worker.dataflow(..)`, feed the [`Inputs`] sessions
 //! (from any worker), call [`Inputs::advance_to`]`(w + 1)` and [`Inputs::flush`], then step the
@@ -49,6 +51,8 @@ pub type StatementId = u64;
 pub type ProductKey = u64;
 /// Caller-chosen id of a live impact query.
 pub type QueryId = u64;
+/// Hash of a vulnerability name (an advisory's id or one of its aliases).
+pub type NameId = u64;
 
 /// Orders VEX statements: a larger value is the later statement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -121,8 +125,9 @@ pub type VersionText = (PackageKey, VersionId, String);
 pub type Entry<S> = (PackageKey, AdvisoryId, EntryIndex, S);
 /// An advisory's severity: `(advisory, severity)`; the maximum wins if several are present.
 pub type AdvisorySeverity = (AdvisoryId, Severity);
-/// An advisory's own id or one of its aliases: `(advisory, name)`.
-pub type AdvisoryName = (AdvisoryId, String);
+/// An advisory's own id or one of its aliases: `(advisory, name id, name text)`; the text only
+/// decides which name of a group is canonical.
+pub type AdvisoryName = (AdvisoryId, NameId, String);
 /// What a VEX statement targets, as caller-hashed product keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Target {
@@ -144,7 +149,7 @@ pub enum Target {
     },
 }
 /// `(statement, name, target, order, status)`; one row per vulnerability name the statement gives.
-pub type Statement = (StatementId, String, Target, Order, VexStatus);
+pub type Statement = (StatementId, NameId, Target, Order, VexStatus);
 /// A key an artifact answers to (its scope tokens, digest, references...): `(artifact, key)`.
 pub type ArtifactKey = (ArtifactId, ProductKey);
 /// A key a component answers to (purl with/without version, bom-ref): `(component, key)`.
@@ -160,6 +165,9 @@ pub enum Query {
     Artifact(ArtifactId),
     /// The artifacts with at least one impact row through this package.
     Package(PackageKey),
+    /// The artifacts with at least one impact row that answer to this key (a label, a runtime
+    /// state, a repository: whatever the caller feeds as [`ArtifactKey`]s).
+    ArtifactsWithKey(ProductKey),
 }
 
 /// One finding of an advisory in one component instance, with its VEX verdict.
@@ -180,7 +188,7 @@ pub struct ImpactRow<R> {
     pub version: VersionId,
     /// Canonical name of the advisory's vulnerability group: the smallest `CVE-` name of the
     /// group, else its smallest name.
-    pub vulnerability: String,
+    pub vulnerability: NameId,
     /// The advisory's severity.
     pub severity: Severity,
     /// The smallest entry index of the advisory that matched this version.
@@ -224,6 +232,16 @@ pub struct Inputs<S: ExchangeData> {
 impl<S: ExchangeData> Inputs<S> {
     /// Moves every session to window `time`; later updates land in that window.
     pub fn advance_to(&mut self, time: Time) {
+        self.advance_data_to(time);
+        self.queries.advance_to(time);
+    }
+
+    /// Moves every session but `queries` to `time`.
+    ///
+    /// Queries may run on a finer clock than the data: a query placed at a time `t` between the
+    /// last closed window `w` and the data's time is answered, from the state as of `w`, as soon
+    /// as the query session passes `t`, without waiting for the next window to close.
+    pub fn advance_data_to(&mut self, time: Time) {
         self.instances.advance_to(time);
         self.versions.advance_to(time);
         self.entries.advance_to(time);
@@ -232,7 +250,6 @@ impl<S: ExchangeData> Inputs<S> {
         self.statements.advance_to(time);
         self.artifact_keys.advance_to(time);
         self.component_keys.advance_to(time);
-        self.queries.advance_to(time);
     }
 
     /// Sends buffered updates and progress into the dataflow.
@@ -260,8 +277,8 @@ pub struct Outputs<'scope, R: ExchangeData> {
     pub rows: VecCollection<'scope, Time, ImpactRow<R>, Diff>,
     /// Answers to `Query::Advisory` and `Query::Artifact`: `(query, row)`.
     pub row_answers: VecCollection<'scope, Time, (QueryId, ImpactRow<R>), Diff>,
-    /// Answers to `Query::Package`: `(query, artifact)`.
-    pub package_answers: VecCollection<'scope, Time, (QueryId, ArtifactId), Diff>,
+    /// Answers to `Query::Package` and `Query::ArtifactsWithKey`: `(query, artifact)`.
+    pub artifact_answers: VecCollection<'scope, Time, (QueryId, ArtifactId), Diff>,
     /// Passes window `w` once all three outputs are complete for `w`; attach further sinks
     /// with `probe_with(&probe)` so it also covers them.
     pub probe: ProbeHandle<Time>,
@@ -273,13 +290,14 @@ pub struct Outputs<'scope, R: ExchangeData> {
 struct GroupKey {
     not_cve: bool,
     name: String,
+    id: NameId,
 }
 
 /// Vertex of the advisory-name graph whose connected components are vulnerabilities.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 enum Node {
     Advisory(AdvisoryId),
-    Name(String),
+    Name(NameId),
 }
 
 /// The part of a finding that rides along the VEX join unchanged.
@@ -293,7 +311,7 @@ struct Finding<R> {
     reason: R,
 }
 
-type FindingKey = (ArtifactId, ComponentId, String);
+type FindingKey = (ArtifactId, ComponentId, NameId);
 
 fn row<R: Clone>(
     key: &FindingKey,
@@ -306,7 +324,7 @@ fn row<R: Clone>(
         component: key.1,
         package: finding.package,
         version: finding.version,
-        vulnerability: key.2.clone(),
+        vulnerability: key.2,
         severity: finding.severity,
         entry: finding.entry,
         reason: finding.reason.clone(),
@@ -366,18 +384,19 @@ pub fn build<'scope, E: RangeEvaluator>(
         });
 
     // Vulnerability groups: propagate the minimum GroupKey over the advisory-name graph.
-    let edges = names.clone().flat_map(|(advisory, name)| {
+    let edges = names.clone().flat_map(|(advisory, name, _)| {
         [
-            (Node::Advisory(advisory), Node::Name(name.clone())),
+            (Node::Advisory(advisory), Node::Name(name)),
             (Node::Name(name), Node::Advisory(advisory)),
         ]
     });
-    let seeds = names.map(|(_, name)| {
+    let seeds = names.map(|(_, id, name)| {
         let key = GroupKey {
             not_cve: !name.starts_with("CVE-"),
-            name: name.clone(),
+            name,
+            id,
         };
-        (Node::Name(name), key)
+        (Node::Name(id), key)
     });
     let labels = seeds.clone().iterate(|inner, labels| {
         let edges = edges.enter(inner);
@@ -392,11 +411,11 @@ pub fn build<'scope, E: RangeEvaluator>(
             })
     });
     let advisory_labels = labels.clone().flat_map(|(node, key)| match node {
-        Node::Advisory(advisory) => Some((advisory, key.name)),
+        Node::Advisory(advisory) => Some((advisory, key.id)),
         Node::Name(_) => None,
     });
     let name_labels = labels.flat_map(|(node, key)| match node {
-        Node::Name(name) => Some((name, key.name)),
+        Node::Name(name) => Some((name, key.id)),
         Node::Advisory(_) => None,
     });
     let advisory_info = severities
@@ -441,7 +460,7 @@ pub fn build<'scope, E: RangeEvaluator>(
                     entry: *entry,
                     reason: reason.clone(),
                 };
-                ((*artifact, *component, vulnerability.clone()), finding)
+                ((*artifact, *component, *vulnerability), finding)
             },
         );
 
@@ -452,8 +471,8 @@ pub fn build<'scope, E: RangeEvaluator>(
         .map(|(statement, name, target, order, status)| (name, (statement, target, order, status)))
         .join_map(
             name_labels,
-            |_, &(statement, target, order, status), vulnerability| {
-                (target, (vulnerability.clone(), (order, statement, status)))
+            |_, &(statement, target, order, status), &vulnerability| {
+                (target, (vulnerability, (order, statement, status)))
             },
         );
     let findings_by_component = compact::arrange(
@@ -492,19 +511,19 @@ pub fn build<'scope, E: RangeEvaluator>(
         .join_core(
             components_by_key,
             |_, (scope, vulnerability, vex), &component| {
-                Some(((component, vulnerability.clone()), (*scope, *vex)))
+                Some(((component, *vulnerability), (*scope, *vex)))
             },
         )
         .join_core(
             findings_by_component,
             |(component, vulnerability), &(scope, vex), &artifact| {
-                Some(((artifact, scope), (*component, vulnerability.clone(), vex)))
+                Some(((artifact, scope), (*component, *vulnerability, vex)))
             },
         )
         .join_core(
             artifact_has_key,
             |&(artifact, _), (component, vulnerability, vex), &()| {
-                Some(((artifact, *component, vulnerability.clone()), *vex))
+                Some(((artifact, *component, *vulnerability), *vex))
             },
         );
 
@@ -515,15 +534,15 @@ pub fn build<'scope, E: RangeEvaluator>(
             Target::Package { .. } => None,
         })
         .join_core(
-            artifacts_by_key,
+            artifacts_by_key.clone(),
             |_, (sub, vulnerability, vex), &artifact| {
-                Some(((artifact, vulnerability.clone()), (*sub, *vex)))
+                Some(((artifact, *vulnerability), (*sub, *vex)))
             },
         )
         .join_core(
             findings_by_artifact,
             |(artifact, vulnerability), &(sub, vex), &component| {
-                Some(((*artifact, component, vulnerability.clone()), (sub, vex)))
+                Some(((*artifact, component, *vulnerability), (sub, vex)))
             },
         );
     let whole_artifact = artifact_applied
@@ -536,7 +555,7 @@ pub fn build<'scope, E: RangeEvaluator>(
         .join_core(
             component_has_key,
             |&(component, _), (artifact, vulnerability, vex), &()| {
-                Some(((*artifact, component, vulnerability.clone()), *vex))
+                Some(((*artifact, component, *vulnerability), *vex))
             },
         );
 
@@ -556,7 +575,7 @@ pub fn build<'scope, E: RangeEvaluator>(
             Some(row(key, finding, Some(vex)))
         });
     let vexed_keys = latest_statements
-        .as_collection(|key, _| key.clone())
+        .as_collection(|key, _| *key)
         .arrange_by_self();
     let without_vex = findings
         .map(|(key, finding)| row(&key, &finding, None))
@@ -590,30 +609,47 @@ pub fn build<'scope, E: RangeEvaluator>(
         .join_core(rows_by_advisory, |_, &query, row| {
             Some((query, row.clone()))
         });
-    let artifact_answers = queries
+    let rows_of_artifact = queries
         .clone()
         .flat_map(|(query, q)| match q {
             Query::Artifact(artifact) => Some((artifact, query)),
             _ => None,
         })
-        .join_core(rows_by_artifact, |_, &query, row| {
+        .join_core(rows_by_artifact.clone(), |_, &query, row| {
             Some((query, row.clone()))
         });
-    let row_answers = advisory_answers.concat(artifact_answers).consolidate();
-    let package_answers = queries
+    let row_answers = advisory_answers.concat(rows_of_artifact).consolidate();
+    let through_package = queries
+        .clone()
         .flat_map(|(query, q)| match q {
             Query::Package(package) => Some((package, query)),
             _ => None,
         })
         .join_core(artifacts_by_package, |_, &query, &artifact| {
             Some((query, artifact))
+        });
+    // Artifacts having the key, kept if they have any row at all.
+    let affected_artifacts = rows_by_artifact
+        .as_collection(|&artifact, _| artifact)
+        .distinct()
+        .arrange_by_self();
+    let with_key = queries
+        .flat_map(|(query, q)| match q {
+            Query::ArtifactsWithKey(key) => Some((key, query)),
+            _ => None,
         })
-        .consolidate();
+        .join_core(artifacts_by_key, |_, &query, &artifact| {
+            Some((artifact, query))
+        })
+        .join_core(affected_artifacts, |&artifact, &query, &()| {
+            Some((query, artifact))
+        });
+    let artifact_answers = through_package.concat(with_key).consolidate();
 
     let probe = ProbeHandle::new();
     let rows = rows.probe_with(&probe);
     let row_answers = row_answers.probe_with(&probe);
-    let package_answers = package_answers.probe_with(&probe);
+    let artifact_answers = artifact_answers.probe_with(&probe);
 
     let inputs = Inputs {
         instances: instances_in,
@@ -631,7 +667,7 @@ pub fn build<'scope, E: RangeEvaluator>(
         Outputs {
             rows,
             row_answers,
-            package_answers,
+            artifact_answers,
             probe,
         },
     )
@@ -647,7 +683,7 @@ pub struct Capture<R> {
     /// `(query, row)` answer updates.
     pub row_answers: Captured<(QueryId, ImpactRow<R>)>,
     /// `(query, artifact)` answer updates.
-    pub package_answers: Captured<(QueryId, ArtifactId)>,
+    pub artifact_answers: Captured<(QueryId, ArtifactId)>,
     /// Passes window `w` once the captured updates of `w` are all present.
     pub probe: ProbeHandle<Time>,
 }
@@ -669,7 +705,7 @@ impl<'scope, R: ExchangeData> Outputs<'scope, R> {
         Capture {
             rows: sink(self.rows, &self.probe),
             row_answers: sink(self.row_answers, &self.probe),
-            package_answers: sink(self.package_answers, &self.probe),
+            artifact_answers: sink(self.artifact_answers, &self.probe),
             probe: self.probe,
         }
     }

@@ -110,10 +110,13 @@ fn bytes_per_instance() {
             let package = mix(advisory) % PACKAGES;
             inputs.entries.insert((package, advisory, 0, b'1'));
             inputs.severities.insert((advisory, 2));
-            inputs.names.insert((advisory, format!("GHSA-{advisory}")));
             inputs
                 .names
-                .insert((advisory, format!("CVE-2024-{}", advisory / 2)));
+                .insert((advisory, advisory, format!("GHSA-{advisory}")));
+            let cve = advisory / 2;
+            inputs
+                .names
+                .insert((advisory, 1 << 32 | cve, format!("CVE-2024-{cve}")));
         }
         // An artifact lists a component once, so equal draws within one artifact collapse.
         let mut instances = 0u64;
@@ -141,7 +144,8 @@ fn bytes_per_instance() {
                 timestamp_nanos: statement as i64,
                 sequence: 0,
             };
-            let name = format!("CVE-2024-{statement}");
+            // The id the advisories above give `CVE-2024-{statement}`.
+            let name = 1 << 32 | statement;
             let target = if statement % 4 == 0 {
                 Target::Artifact {
                     artifact: artifact_key(mix(statement) % (INSTANCES / PER_ARTIFACT)),

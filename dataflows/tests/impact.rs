@@ -8,8 +8,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 use recheck_dataflows::{
     build, AdvisoryId, AdvisoryName, AdvisorySeverity, ArtifactId, ArtifactKey, ComponentId,
-    ComponentKey, Diff, Entry, ImpactRow, Instance, Order, PackageKey, ProductKey, Query, QueryId,
-    RangeEvaluator, Statement, StatementId, Target, Time, VersionId, VersionText, VexStatus,
+    ComponentKey, Diff, Entry, ImpactRow, Instance, NameId, Order, PackageKey, ProductKey, Query,
+    QueryId, RangeEvaluator, Statement, StatementId, Target, Time, VersionId, VersionText,
+    VexStatus,
 };
 
 type Triple = (u32, u32, u32);
@@ -64,6 +65,14 @@ const ALIAS_POOL: [&str; 8] = [
 
 fn own_name(advisory: AdvisoryId) -> String {
     format!("GHSA-{advisory}")
+}
+
+/// The caller's name ids: any injective-enough stable hash will do.
+fn name_id(name: &str) -> NameId {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    name.hash(&mut h);
+    h.finish()
 }
 
 #[derive(Clone, Debug)]
@@ -170,9 +179,11 @@ impl Model {
         }
         for (&id, advisory) in &self.advisories {
             sets.severities.insert((id, advisory.severity));
-            sets.names.insert((id, own_name(id)));
+            sets.names
+                .insert((id, name_id(&own_name(id)), own_name(id)));
             for &alias in &advisory.aliases {
-                sets.names.insert((id, ALIAS_POOL[alias].to_owned()));
+                let alias = ALIAS_POOL[alias];
+                sets.names.insert((id, name_id(alias), alias.to_owned()));
             }
             for (index, (package, spec)) in advisory.entries.iter().enumerate() {
                 sets.entries.insert((*package, id, index as u32, *spec));
@@ -181,7 +192,7 @@ impl Model {
         for (&id, vex) in &self.statements {
             for name in &vex.names {
                 sets.statements
-                    .insert((id, name.clone(), vex.target, vex.order, vex.status));
+                    .insert((id, name_id(name), vex.target, vex.order, vex.status));
             }
         }
         for (&artifact, sbom) in &self.sboms {
@@ -230,6 +241,8 @@ fn queries() -> Vec<(QueryId, Query)> {
     queries.extend((0..ADVISORIES).map(|a| (a, Query::Advisory(a))));
     queries.extend((0..ARTIFACTS).map(|r| (10 + r, Query::Artifact(r))));
     queries.extend((0..PACKAGES).map(|p| (20 + p, Query::Package(p))));
+    queries.extend((0..ARTIFACTS).map(|r| (30 + r, Query::ArtifactsWithKey(300 + r))));
+    queries.push((40, Query::ArtifactsWithKey(SCOPE)));
     queries
 }
 
@@ -276,7 +289,7 @@ fn naive(sets: &InputSets) -> (BTreeSet<Row>, Coverage) {
     // Vulnerability groups as connected components of the advisory-name graph.
     let mut names_of: BTreeMap<AdvisoryId, BTreeSet<&str>> = BTreeMap::new();
     let mut advisories_of: BTreeMap<&str, BTreeSet<AdvisoryId>> = BTreeMap::new();
-    for (advisory, name) in &sets.names {
+    for (advisory, _, name) in &sets.names {
         names_of.entry(*advisory).or_default().insert(name);
         advisories_of.entry(name).or_default().insert(*advisory);
     }
@@ -318,6 +331,10 @@ fn naive(sets: &InputSets) -> (BTreeSet<Row>, Coverage) {
             canonical_of_name.insert(name, canonical.clone());
         }
     }
+    let canonical_by_id: BTreeMap<NameId, &String> = canonical_of_name
+        .iter()
+        .map(|(name, canonical)| (name_id(name), canonical))
+        .collect();
     let mut severity: BTreeMap<AdvisoryId, u8> = BTreeMap::new();
     for &(advisory, s) in &sets.severities {
         let slot = severity.entry(advisory).or_insert(s);
@@ -362,9 +379,7 @@ fn naive(sets: &InputSets) -> (BTreeSet<Row>, Coverage) {
             let named: Vec<_> = sets
                 .statements
                 .iter()
-                .filter(|(_, name, _, _, _)| {
-                    canonical_of_name.get(name.as_str()) == Some(vulnerability)
-                })
+                .filter(|(_, name, _, _, _)| canonical_by_id.get(name) == Some(&vulnerability))
                 .collect();
             let applicable: BTreeSet<_> = named
                 .iter()
@@ -410,7 +425,7 @@ fn naive(sets: &InputSets) -> (BTreeSet<Row>, Coverage) {
                 component,
                 package,
                 version,
-                vulnerability: vulnerability.clone(),
+                vulnerability: name_id(vulnerability),
                 severity,
                 entry,
                 reason,
@@ -425,10 +440,10 @@ fn naive(sets: &InputSets) -> (BTreeSet<Row>, Coverage) {
 
 type Answers = (BTreeSet<(QueryId, Row)>, BTreeSet<(QueryId, ArtifactId)>);
 
-fn naive_answers(rows: &BTreeSet<Row>, queries: &BTreeSet<(QueryId, Query)>) -> Answers {
+fn naive_answers(rows: &BTreeSet<Row>, sets: &InputSets) -> Answers {
     let mut row_answers = BTreeSet::new();
-    let mut package_answers = BTreeSet::new();
-    for &(query, ref q) in queries {
+    let mut artifact_answers = BTreeSet::new();
+    for &(query, ref q) in &sets.queries {
         for row in rows {
             match q {
                 Query::Advisory(a) if row.advisory == *a => {
@@ -438,13 +453,16 @@ fn naive_answers(rows: &BTreeSet<Row>, queries: &BTreeSet<(QueryId, Query)>) -> 
                     row_answers.insert((query, row.clone()));
                 }
                 Query::Package(p) if row.package == *p => {
-                    package_answers.insert((query, row.artifact));
+                    artifact_answers.insert((query, row.artifact));
+                }
+                Query::ArtifactsWithKey(k) if sets.artifact_keys.contains(&(row.artifact, *k)) => {
+                    artifact_answers.insert((query, row.artifact));
                 }
                 _ => {}
             }
         }
     }
-    (row_answers, package_answers)
+    (row_answers, artifact_answers)
 }
 
 /// One window's output deltas, sorted.
@@ -452,7 +470,7 @@ fn naive_answers(rows: &BTreeSet<Row>, queries: &BTreeSet<(QueryId, Query)>) -> 
 struct Deltas {
     rows: Vec<(Row, Diff)>,
     row_answers: Vec<((QueryId, Row), Diff)>,
-    package_answers: Vec<((QueryId, ArtifactId), Diff)>,
+    artifact_answers: Vec<((QueryId, ArtifactId), Diff)>,
 }
 
 fn take<D: Clone>(buffer: &recheck_dataflows::Captured<D>, window: Time) -> Vec<(D, Diff)> {
@@ -534,7 +552,7 @@ fn run(workers: usize, windows: &[Vec<Op>]) -> Vec<Deltas> {
             out.push(Deltas {
                 rows: take(&capture.rows, time),
                 row_answers: take(&capture.row_answers, time),
-                package_answers: take(&capture.package_answers, time),
+                artifact_answers: take(&capture.artifact_answers, time),
             });
         }
         out
@@ -547,13 +565,13 @@ fn run(workers: usize, windows: &[Vec<Op>]) -> Vec<Deltas> {
         for (all, mine) in merged.iter_mut().zip(per_worker) {
             all.rows.extend(mine.rows);
             all.row_answers.extend(mine.row_answers);
-            all.package_answers.extend(mine.package_answers);
+            all.artifact_answers.extend(mine.artifact_answers);
         }
     }
     for deltas in &mut merged {
         deltas.rows.sort();
         deltas.row_answers.sort();
-        deltas.package_answers.sort();
+        deltas.artifact_answers.sort();
     }
     merged
 }
@@ -590,7 +608,7 @@ fn check_against_naive(windows: &[Vec<Op>]) -> Coverage {
     let mut model = Model::default();
     let mut rows = BTreeMap::new();
     let mut row_answers = BTreeMap::new();
-    let mut package_answers = BTreeMap::new();
+    let mut artifact_answers = BTreeMap::new();
     let mut coverage = Coverage::default();
     for (window, delta) in deltas.iter().enumerate() {
         let bumped = match window.checked_sub(1).map(|i| windows[i].as_slice()) {
@@ -605,19 +623,19 @@ fn check_against_naive(windows: &[Vec<Op>]) -> Coverage {
         };
         accumulate(&mut rows, &delta.rows);
         accumulate(&mut row_answers, &delta.row_answers);
-        accumulate(&mut package_answers, &delta.package_answers);
+        accumulate(&mut artifact_answers, &delta.artifact_answers);
         let sets = model.inputs();
         let (expected, seen) = naive(&sets);
         coverage.add(seen);
         assert_eq!(as_set(&rows), expected, "rows after window {window}");
-        let (expected_rows, expected_packages) = naive_answers(&expected, &sets.queries);
+        let (expected_rows, expected_packages) = naive_answers(&expected, &sets);
         assert_eq!(
             as_set(&row_answers),
             expected_rows,
             "row answers after window {window}"
         );
         assert_eq!(
-            as_set(&package_answers),
+            as_set(&artifact_answers),
             expected_packages,
             "package answers after {window}"
         );
@@ -915,11 +933,11 @@ fn scenario_matches_naive_and_bump_is_local() {
     assert!(deltas[3]
         .rows
         .iter()
-        .any(|(r, d)| *d == 1 && r.advisory == 1 && r.vulnerability == "ALSA-2024:0001"));
+        .any(|(r, d)| *d == 1 && r.advisory == 1 && r.vulnerability == name_id("ALSA-2024:0001")));
     // Window 5 merges advisory 1 into CVE-2024-0002, whose PYSEC-7 statement now suppresses it.
     assert!(deltas[5].rows.iter().any(|(r, d)| *d == 1
         && r.advisory == 1
-        && r.vulnerability == "CVE-2024-0002"
+        && r.vulnerability == name_id("CVE-2024-0002")
         && r.suppressed));
     // Window 6 is a severity-only edit: every change is a retraction plus an insertion.
     assert!(!deltas[6].rows.is_empty());

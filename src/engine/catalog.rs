@@ -9,7 +9,9 @@
 //! come out. It also keeps the reverse maps (id → name) needed to render rows,
 //! sized by distinct names rather than by instances.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +24,7 @@ use crate::model::{
     VexStatement, VexStatus,
 };
 use crate::scan::{component_identity, product, statement_order};
+use crate::versions::{CompiledAffected, RangeMatch};
 
 /// What the dataflow needs of one affected entry to evaluate versions against it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -130,7 +133,10 @@ fn advisory_rows(adv: &Advisory) -> AdvisoryRows {
             )
         })
         .collect();
-    let mut names: Vec<df::AdvisoryName> = adv.names().map(|n| (id, n.to_string())).collect();
+    let mut names: Vec<df::AdvisoryName> = adv
+        .names()
+        .map(|n| (id, ids::name_id(n), n.to_string()))
+        .collect();
     names.sort();
     names.dedup();
     AdvisoryRows {
@@ -177,6 +183,15 @@ pub struct Catalog {
     versions: HashMap<(df::PackageKey, df::VersionId), (String, usize)>,
     vex: BTreeMap<(Scope, String), Vec<StatementRow>>,
     statements: HashMap<df::StatementId, StatementInfo>,
+    /// Texts of advisory names and how many live advisories give each; a
+    /// name no longer given is dropped once its window is rendered.
+    names: HashMap<df::NameId, (String, usize)>,
+    /// Compiled affected entries for rendering explanations, by (advisory,
+    /// entry, as of the last close); live ones are dropped when their advisory
+    /// changes, last-close ones when the window ends.
+    compiled: RefCell<HashMap<(df::AdvisoryId, u32, bool), Arc<CompiledAffected>>>,
+    /// Keys from the latest metadata record of each artifact (labels, runtime state).
+    metadata: HashMap<df::ArtifactId, Vec<df::ProductKey>>,
     /// Names of things removed or replaced in the current window: the
     /// window's retractions are rendered with them, then they are dropped.
     retired: Retired,
@@ -203,7 +218,24 @@ impl Catalog {
             InputRecord::AdvisoryRemoved { id } => self.remove_advisory(id, out),
             InputRecord::Sbom { tenant, sbom } => self.put_sbom(tenant, sbom, out),
             InputRecord::ArtifactRemoved { tenant, artifact } => {
-                self.remove_sbom(tenant, artifact, out)
+                self.remove_sbom(tenant, artifact, out);
+                self.put_metadata(ids::artifact_id(tenant, artifact), Vec::new(), out);
+            }
+            InputRecord::ArtifactMetadata {
+                tenant,
+                artifact,
+                labels,
+                runtime,
+            } => {
+                let mut keys: Vec<df::ProductKey> = labels
+                    .iter()
+                    .map(|(k, v)| product::label_key(tenant, k, v))
+                    .chain([product::runtime_key(tenant, *runtime)])
+                    .map(|k| ids::product_key(&k))
+                    .collect();
+                keys.sort_unstable();
+                keys.dedup();
+                self.put_metadata(ids::artifact_id(tenant, artifact), keys, out);
             }
             InputRecord::Vex {
                 scope,
@@ -211,8 +243,58 @@ impl Catalog {
                 statements,
             } => self.put_vex(seq, scope, document, statements, out),
             InputRecord::VexRemoved { scope, document } => self.remove_vex(scope, document, out),
-            InputRecord::ArtifactMetadata { .. } | InputRecord::WindowClosed { .. } => {}
+            InputRecord::WindowClosed { .. } => {}
         }
+    }
+
+    /// Replaces an artifact's metadata keys; SBOM replacements leave them alone.
+    fn put_metadata(
+        &mut self,
+        artifact: df::ArtifactId,
+        keys: Vec<df::ProductKey>,
+        out: &mut Updates,
+    ) {
+        let old = self.metadata.remove(&artifact).unwrap_or_default();
+        out.artifact_keys
+            .extend(old.iter().map(|k| ((artifact, *k), -1)));
+        out.artifact_keys
+            .extend(keys.iter().map(|k| ((artifact, *k), 1)));
+        if !keys.is_empty() {
+            self.metadata.insert(artifact, keys);
+        }
+    }
+
+    /// The advisories that had `name` as their id or one of their aliases
+    /// when the last window closed (what live queries see).
+    pub fn advisories_named(&self, name: &str) -> Vec<df::AdvisoryId> {
+        let retired = &self.retired.advisories;
+        let mut found: Vec<df::AdvisoryId> = retired
+            .iter()
+            .filter(|(_, a)| a.names().any(|n| n == name))
+            .map(|(id, _)| *id)
+            .collect();
+        found.extend(
+            self.advisories
+                .values()
+                .map(|(a, _)| (ids::advisory_id(&a.id), a))
+                .filter(|(id, a)| !retired.contains_key(id) && a.names().any(|n| n == name))
+                .map(|(id, _)| id),
+        );
+        found
+    }
+
+    /// `(tenant, artifact)` of an artifact id as of the last closed window.
+    pub fn artifact_name(&self, artifact: df::ArtifactId) -> Option<&(String, String)> {
+        self.retired
+            .artifacts
+            .get(&artifact)
+            .or_else(|| self.artifact_names.get(&artifact))
+    }
+
+    /// Renders a row of the last closed window's state, with the names it
+    /// had then (records applied since may have replaced them).
+    pub fn finding_as_of_last_close(&self, row: &super::Row) -> Option<Finding> {
+        self.finding(row, -1)
     }
 
     fn put_advisory(&mut self, adv: &Advisory, out: &mut Updates) {
@@ -222,6 +304,10 @@ impl Catalog {
             .extend(rows.entries.iter().cloned().map(|r| (r, 1)));
         out.severities.extend(rows.severity.iter().map(|r| (*r, 1)));
         out.names.extend(rows.names.iter().cloned().map(|r| (r, 1)));
+        for (_, id, text) in &rows.names {
+            self.names.entry(*id).or_insert_with(|| (text.clone(), 0)).1 += 1;
+        }
+        self.forget_compiled(ids::advisory_id(&adv.id));
         self.advisory_names
             .insert(ids::advisory_id(&adv.id), adv.id.clone());
         self.advisories.insert(adv.id.clone(), (adv.clone(), rows));
@@ -237,6 +323,12 @@ impl Catalog {
                 .extend(rows.entries.into_iter().map(|r| (r, -1)));
             out.severities
                 .extend(rows.severity.into_iter().map(|r| (r, -1)));
+            for (_, id, _) in &rows.names {
+                if let Some(n) = self.names.get_mut(id) {
+                    n.1 = n.1.saturating_sub(1);
+                }
+            }
+            self.forget_compiled(ids::advisory_id(id));
             out.names.extend(rows.names.into_iter().map(|r| (r, -1)));
         }
     }
@@ -386,7 +478,7 @@ impl Catalog {
             names.sort();
             names.dedup();
             for n in names {
-                rows.push((id, n.to_string(), target, order, df_status(st.status)));
+                rows.push((id, ids::name_id(n), target, order, df_status(st.status)));
             }
             self.statements.insert(
                 id,
@@ -444,11 +536,13 @@ impl Catalog {
                 live.or(retired)
             }
         });
+        let reason = self.reason(advisory, row.entry, &component.version, old)?;
+        let vulnerability = self.names.get(&row.vulnerability)?.0.clone();
         Some(Finding {
             tenant: tenant.clone(),
             artifact: artifact.clone(),
             advisory: advisory.id.clone(),
-            vulnerability: row.vulnerability.clone(),
+            vulnerability,
             aliases: advisory.aliases.clone(),
             purl: component.purl.clone(),
             ecosystem: component.ecosystem.clone(),
@@ -460,7 +554,7 @@ impl Catalog {
             } else {
                 FindingStatus::Affected
             },
-            reason: MatchReason::from(row.reason.clone()),
+            reason,
             vex_status: statement.map(|s| s.status),
             justification: statement.and_then(|s| s.justification.clone()),
             vex_source: statement.map(|s| s.source.clone()),
@@ -470,5 +564,38 @@ impl Catalog {
     /// Forget the names retired during the window just rendered.
     pub fn end_window(&mut self) {
         self.retired = Retired::default();
+        self.names.retain(|_, (_, uses)| *uses > 0);
+        self.compiled.get_mut().retain(|&(_, _, old), _| !old);
+    }
+
+    fn forget_compiled(&mut self, advisory: df::AdvisoryId) {
+        self.compiled
+            .get_mut()
+            .retain(|&(a, _, old), _| old || a != advisory);
+    }
+
+    /// Why `version` matched entry `entry` of `advisory`, as `scan` explains it.
+    fn reason(
+        &self,
+        advisory: &Advisory,
+        entry: u32,
+        version: &str,
+        old: bool,
+    ) -> Option<MatchReason> {
+        let key = (ids::advisory_id(&advisory.id), entry, old);
+        let cached = self.compiled.borrow().get(&key).cloned();
+        let compiled = match cached {
+            Some(c) => c,
+            None => {
+                let affected = advisory.affected.get(entry as usize)?;
+                let c = Arc::new(CompiledAffected::new(affected, entry as usize));
+                self.compiled.borrow_mut().insert(key, c.clone());
+                c
+            }
+        };
+        match compiled.matches(version) {
+            RangeMatch::Affected(reason) => Some(reason),
+            RangeMatch::NotAffected => None,
+        }
     }
 }

@@ -1,6 +1,11 @@
 //! The dataflow's range evaluation, implemented with the foundation's
 //! version semantics (`crate::versions`), so the engine and `recheck scan`
 //! decide "is this version affected" with the same code.
+//!
+//! The dataflow only learns *whether* a version matched: the explanation
+//! (which range, which events) has version texts in it, and carrying texts
+//! through the arrangements of findings made every merge allocate. The
+//! catalog recomputes the explanation for the rows it renders.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -9,64 +14,9 @@ use std::rc::Rc;
 use recheck_dataflows::RangeEvaluator;
 
 use super::catalog::EntrySpec;
-use serde::{Deserialize, Serialize};
 
-use crate::model::{AffectedPackage, MatchReason};
+use crate::model::AffectedPackage;
 use crate::versions::{CompiledAffected, RangeMatch};
-
-/// `MatchReason` as it travels between timely processes. The model's type is
-/// internally tagged for readable JSON, which a non-self-describing wire
-/// format (timely's bincode) cannot decode; this mirror is plainly tagged.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum WireReason {
-    Range {
-        entry: usize,
-        range: usize,
-        introduced: String,
-        until: Option<String>,
-    },
-    Listed {
-        entry: usize,
-    },
-}
-
-impl From<MatchReason> for WireReason {
-    fn from(r: MatchReason) -> Self {
-        match r {
-            MatchReason::Range {
-                entry,
-                range,
-                introduced,
-                until,
-            } => WireReason::Range {
-                entry,
-                range,
-                introduced,
-                until,
-            },
-            MatchReason::Listed { entry } => WireReason::Listed { entry },
-        }
-    }
-}
-
-impl From<WireReason> for MatchReason {
-    fn from(r: WireReason) -> Self {
-        match r {
-            WireReason::Range {
-                entry,
-                range,
-                introduced,
-                until,
-            } => MatchReason::Range {
-                entry,
-                range,
-                introduced,
-                until,
-            },
-            WireReason::Listed { entry } => MatchReason::Listed { entry },
-        }
-    }
-}
 
 /// Compiles each entry once per worker and evaluates versions against it.
 #[derive(Debug, Clone, Default)]
@@ -106,11 +56,11 @@ impl VersionEvaluator {
 
 impl RangeEvaluator for VersionEvaluator {
     type Spec = EntrySpec;
-    type Reason = WireReason;
+    type Reason = ();
 
-    fn evaluate(&self, spec: &EntrySpec, version: &str) -> Option<WireReason> {
+    fn evaluate(&self, spec: &EntrySpec, version: &str) -> Option<()> {
         match self.compile(spec).matches(version) {
-            RangeMatch::Affected(reason) => Some(reason.into()),
+            RangeMatch::Affected(_) => Some(()),
             RangeMatch::NotAffected => None,
         }
     }

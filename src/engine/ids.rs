@@ -41,6 +41,11 @@ pub fn component_id(identity: &str, reference: Option<&str>) -> u64 {
     stable_id("component", &[identity, reference.unwrap_or("")])
 }
 
+/// A vulnerability name: an advisory id or alias.
+pub fn name_id(name: &str) -> u64 {
+    stable_id("name", &[name])
+}
+
 pub fn product_key(key: &str) -> u64 {
     stable_id("product", &[key])
 }

@@ -32,7 +32,7 @@ use evaluator::VersionEvaluator;
 use record::{InputRecord, LogEntry};
 
 /// An impact delta as the dataflow emits it.
-pub type Row = df::ImpactRow<evaluator::WireReason>;
+pub type Row = df::ImpactRow<()>;
 
 /// How to run timely: threads in this process, and optionally a cluster of
 /// processes (timely's own cluster mode; process 0 reads the input).
@@ -73,6 +73,8 @@ pub enum EngineError {
     Stopped,
     #[error("window {got} closed out of order (expected a window after {after})")]
     WindowOrder { got: u64, after: u64 },
+    #[error("window {0} is out of range (windows are numbered below 2^32)")]
+    WindowRange(u64),
 }
 
 /// Worker allocators for a configuration.
@@ -138,6 +140,7 @@ where
 enum Command {
     Apply(Box<Updates>),
     Close(u64),
+    Query(Vec<df::Query>, mpsc::Sender<Answers>),
 }
 
 /// The deltas of one closed window, consolidated and sorted.
@@ -147,10 +150,27 @@ pub struct WindowDeltas {
     pub rows: Vec<(Row, df::Diff)>,
 }
 
+/// Raw answers to one query: the impact rows and the artifacts it selects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answers {
+    pub rows: Vec<Row>,
+    pub artifacts: Vec<df::ArtifactId>,
+}
+
 type Shared<T> = Arc<Mutex<Option<T>>>;
 
 fn take<T>(slot: &Shared<T>) -> Option<T> {
     slot.lock().ok().and_then(|mut s| s.take())
+}
+
+/// Dataflow times: window `w`'s data lies below `(w + 1) << 32`, and the
+/// times `(w << 32) + k` (k >= 1) belong to queries asked while `w` is the
+/// last closed window. Queries so see exactly the closed windows, never the
+/// open one, and are answered at once instead of waiting for the next close.
+const WINDOW_SHIFT: u32 = 32;
+
+fn window_time(window: u64) -> u64 {
+    window << WINDOW_SHIFT
 }
 
 /// A running engine. Only process 0 has one; other processes of a cluster
@@ -188,6 +208,136 @@ fn push(inputs: &mut Inputs, updates: Updates) {
 }
 
 type Inputs = df::Inputs<catalog::EntrySpec>;
+type Buffer<D> = std::rc::Rc<std::cell::RefCell<Vec<(D, u64, df::Diff)>>>;
+
+/// Everything a worker's copy of the dataflow sends to worker 0.
+struct Sinks {
+    rows: Buffer<Row>,
+    row_answers: Buffer<(df::QueryId, Row)>,
+    artifact_answers: Buffer<(df::QueryId, df::ArtifactId)>,
+    probe: ProbeHandle<u64>,
+}
+
+fn build(worker: &mut timely::worker::Worker) -> (Inputs, Sinks) {
+    fn to_leader<D: differential_dataflow::ExchangeData>(
+        collection: differential_dataflow::VecCollection<'_, u64, D, df::Diff>,
+        probe: &ProbeHandle<u64>,
+    ) -> Buffer<D> {
+        let buffer: Buffer<D> = Default::default();
+        let sink = buffer.clone();
+        collection
+            .inner
+            .exchange(|_| 0)
+            .inspect(move |update| sink.borrow_mut().push(update.clone()))
+            .probe_with(probe);
+        buffer
+    }
+    let probe = ProbeHandle::new();
+    worker.dataflow::<u64, _, _>(|scope| {
+        let (inputs, outputs) = df::build(scope, VersionEvaluator::default());
+        let sinks = Sinks {
+            rows: to_leader(outputs.rows, &probe),
+            row_answers: to_leader(outputs.row_answers, &probe),
+            artifact_answers: to_leader(outputs.artifact_answers, &probe),
+            probe: probe.clone(),
+        };
+        (inputs, sinks)
+    })
+}
+
+/// Removes and returns the updates of `buffer` at times `<= time` (and, for
+/// answers, of query `query`), consolidated.
+fn drain<D: differential_dataflow::ExchangeData>(
+    buffer: &Buffer<D>,
+    keep: impl Fn(&D, u64) -> bool,
+) -> Vec<(D, df::Diff)> {
+    let mut out = Vec::new();
+    buffer.borrow_mut().retain(|(d, t, diff)| {
+        if keep(d, *t) {
+            out.push((d.clone(), *diff));
+            false
+        } else {
+            true
+        }
+    });
+    differential_dataflow::consolidation::consolidate(&mut out);
+    out
+}
+
+/// Worker 0's state while it serves commands.
+struct Leader {
+    inputs: Inputs,
+    sinks: Sinks,
+    /// Time the next query is placed at; always above the last closed
+    /// window's data and below the open window's.
+    query_time: u64,
+    next_query: df::QueryId,
+    closed: Option<u64>,
+}
+
+impl Leader {
+    fn close(&mut self, worker: &mut timely::worker::Worker, window: u64) -> WindowDeltas {
+        self.inputs.advance_data_to(window_time(window + 1));
+        self.query_time = self.query_time.max(window_time(window) + 1);
+        self.inputs.queries.advance_to(self.query_time);
+        self.inputs.flush();
+        self.closed = Some(window);
+        let done = window_time(window);
+        while self.sinks.probe.less_equal(&done) {
+            worker.step_or_park(None);
+        }
+        let rows = drain(&self.sinks.rows, |_, t| t <= done);
+        // Answers of queries already answered (their retractions) are noise.
+        drop(drain(&self.sinks.row_answers, |_, t| t <= done));
+        drop(drain(&self.sinks.artifact_answers, |_, t| t <= done));
+        WindowDeltas { window, rows }
+    }
+
+    fn query(&mut self, worker: &mut timely::worker::Worker, queries: Vec<df::Query>) -> Answers {
+        if self.closed.is_none() || queries.is_empty() {
+            return Answers::default();
+        }
+        let at = self.query_time;
+        let first = self.next_query;
+        let ids: Vec<(df::QueryId, df::Query)> = queries
+            .into_iter()
+            .enumerate()
+            .map(|(i, q)| (first + i as u64, q))
+            .collect();
+        self.next_query += ids.len() as u64;
+        for q in &ids {
+            self.inputs.queries.insert(q.clone());
+        }
+        self.query_time = at + 1;
+        self.inputs.queries.advance_to(self.query_time);
+        for q in ids.iter().cloned() {
+            self.inputs.queries.remove(q);
+        }
+        self.inputs.queries.flush();
+        while self.sinks.probe.less_equal(&at) {
+            worker.step_or_park(None);
+        }
+        let ours = |q: df::QueryId| q >= first && q < self.next_query;
+        let mut rows: Vec<Row> = drain(&self.sinks.row_answers, |(q, _), t| t <= at && ours(*q))
+            .into_iter()
+            .filter(|(_, diff)| *diff > 0)
+            .map(|((_, row), _)| row)
+            .collect();
+        rows.sort();
+        rows.dedup();
+        let mut artifacts: Vec<df::ArtifactId> =
+            drain(&self.sinks.artifact_answers, |(q, _), t| {
+                t <= at && ours(*q)
+            })
+            .into_iter()
+            .filter(|(_, diff)| *diff > 0)
+            .map(|((_, artifact), _)| artifact)
+            .collect();
+        artifacts.sort();
+        artifacts.dedup();
+        Answers { rows, artifacts }
+    }
+}
 
 /// The per-worker body shared by the leader and followers.
 fn worker_main(
@@ -196,25 +346,13 @@ fn worker_main(
     deltas: Shared<mpsc::Sender<WindowDeltas>>,
     thread: Shared<mpsc::Sender<Thread>>,
 ) {
+    let (inputs, sinks) = build(worker);
     let leader = worker.index() == 0;
-    let buffer: std::rc::Rc<std::cell::RefCell<Vec<(Row, u64, df::Diff)>>> = Default::default();
-    let sink = buffer.clone();
-    let probe = ProbeHandle::new();
-    let inputs: Inputs = worker.dataflow::<u64, _, _>(|scope| {
-        let (inputs, outputs) = df::build(scope, VersionEvaluator::default());
-        outputs
-            .rows
-            .inner
-            .exchange(|_| 0)
-            .inspect(move |update| sink.borrow_mut().push(update.clone()))
-            .probe_with(&probe);
-        inputs
-    });
     if !leader {
         // Followers never feed input; dropping their sessions lets the
         // frontier follow the leader's.
         drop(inputs);
-        while !probe.done() {
+        while !sinks.probe.done() {
             worker.step_or_park(None);
         }
         return;
@@ -224,58 +362,33 @@ fn worker_main(
         return;
     };
     let _ = thread_tx.send(std::thread::current());
-    let mut inputs = Some(inputs);
-    let mut open: std::collections::VecDeque<u64> = Default::default();
-    'run: loop {
-        loop {
-            match rx.try_recv() {
-                Ok(Command::Apply(updates)) => {
-                    if let Some(inputs) = inputs.as_mut() {
-                        push(inputs, *updates);
-                    }
+    let mut leader = Leader {
+        inputs,
+        sinks,
+        query_time: 0,
+        next_query: 0,
+        closed: None,
+    };
+    loop {
+        match rx.try_recv() {
+            Ok(Command::Apply(updates)) => push(&mut leader.inputs, *updates),
+            Ok(Command::Close(window)) => {
+                if tx.send(leader.close(worker, window)).is_err() {
+                    break;
                 }
-                Ok(Command::Close(window)) => {
-                    if let Some(inputs) = inputs.as_mut() {
-                        inputs.advance_to(window + 1);
-                        inputs.flush();
-                    }
-                    open.push_back(window);
-                }
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => break 'run,
             }
-        }
-        worker.step_or_park(None);
-        while let Some(&w) = open.front() {
-            if probe.less_equal(&w) {
-                break;
+            Ok(Command::Query(queries, reply)) => {
+                let _ = reply.send(leader.query(worker, queries));
             }
-            open.pop_front();
-            let mut rows = Vec::new();
-            buffer.borrow_mut().retain(|(r, t, d)| {
-                if *t <= w {
-                    rows.push((r.clone(), *d));
-                    false
-                } else {
-                    true
-                }
-            });
-            if tx
-                .send(WindowDeltas {
-                    window: w,
-                    rows: {
-                        differential_dataflow::consolidation::consolidate(&mut rows);
-                        rows
-                    },
-                })
-                .is_err()
-            {
-                break 'run;
+            Err(mpsc::TryRecvError::Empty) => {
+                worker.step_or_park(None);
             }
+            Err(mpsc::TryRecvError::Disconnected) => break,
         }
     }
+    let Leader { inputs, sinks, .. } = leader;
     drop(inputs);
-    while !probe.done() {
+    while !sinks.probe.done() {
         worker.step_or_park(None);
     }
 }
@@ -328,6 +441,9 @@ impl Engine {
     pub fn apply(&mut self, entry: &LogEntry) -> Result<Option<ClosedWindow>, EngineError> {
         match &entry.record {
             InputRecord::WindowClosed { window } => {
+                if *window >= 1 << WINDOW_SHIFT {
+                    return Err(EngineError::WindowRange(*window));
+                }
                 if self.last_window.is_some_and(|last| *window <= last) {
                     return Err(EngineError::WindowOrder {
                         got: *window,
@@ -365,6 +481,56 @@ impl Engine {
         }
     }
 
+    /// Answers a live impact-set query from the state as of the last closed
+    /// window (records applied since are not visible until their window
+    /// closes). Findings come in `scan`'s order, artifacts sorted.
+    pub fn query(&self, query: &ImpactQuery) -> Result<ImpactAnswer, EngineError> {
+        let queries: Vec<df::Query> = match query {
+            ImpactQuery::Advisory(name) => self
+                .catalog
+                .advisories_named(name)
+                .into_iter()
+                .map(df::Query::Advisory)
+                .collect(),
+            ImpactQuery::Artifact { tenant, artifact } => {
+                vec![df::Query::Artifact(ids::artifact_id(tenant, artifact))]
+            }
+            ImpactQuery::Purl(purl) => crate::formats::purl::Purl::parse(purl)
+                .ok()
+                .and_then(|p| Some(ids::package_key(&p.ecosystem()?, &p.package_name())))
+                .map(df::Query::Package)
+                .into_iter()
+                .collect(),
+            ImpactQuery::Label { tenant, key, value } => vec![df::Query::ArtifactsWithKey(
+                ids::product_key(&crate::scan::product::label_key(tenant, key, value)),
+            )],
+            ImpactQuery::Runtime { tenant, state } => vec![df::Query::ArtifactsWithKey(
+                ids::product_key(&crate::scan::product::runtime_key(tenant, *state)),
+            )],
+        };
+        let (reply, answer) = mpsc::channel();
+        self.send(Command::Query(queries, reply))?;
+        let answers = answer.recv().map_err(|_| EngineError::Stopped)?;
+        let mut findings: Vec<Finding> = answers
+            .rows
+            .iter()
+            .filter_map(|row| self.catalog.finding_as_of_last_close(row))
+            .collect();
+        findings.sort();
+        findings.dedup();
+        let artifacts = answers
+            .artifacts
+            .iter()
+            .filter_map(|a| self.catalog.artifact_name(*a).cloned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        Ok(ImpactAnswer {
+            findings,
+            artifacts,
+        })
+    }
+
     /// Whether closed windows also come back rendered as findings (on by
     /// default; benchmarks that only count rows turn it off).
     pub fn set_render(&mut self, render: bool) {
@@ -393,6 +559,36 @@ impl Drop for Engine {
             drop(guards);
         }
     }
+}
+
+/// A live impact-set query (see [`Engine::query`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImpactQuery {
+    /// Findings of the advisories having this id or alias.
+    Advisory(String),
+    /// Findings of one artifact.
+    Artifact { tenant: String, artifact: String },
+    /// Artifacts affected through the purl's package (any version).
+    Purl(String),
+    /// Affected artifacts of a tenant carrying a label.
+    Label {
+        tenant: String,
+        key: String,
+        value: String,
+    },
+    /// Affected artifacts of a tenant in a runtime state.
+    Runtime {
+        tenant: String,
+        state: crate::model::RuntimeState,
+    },
+}
+
+/// What a query selects: findings (advisory and artifact queries) or
+/// `(tenant, artifact)` names (the others).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImpactAnswer {
+    pub findings: Vec<Finding>,
+    pub artifacts: Vec<(String, String)>,
 }
 
 /// One closed window: the raw rows and the same deltas rendered as findings.

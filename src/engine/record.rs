@@ -12,18 +12,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::model::RuntimeState;
 use crate::model::{Advisory, Sbom, Scope, VexStatement};
-
-/// Whether an artifact is deployed/running somewhere; running artifacts get
-/// tighter SLAs downstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RuntimeState {
-    Unknown,
-    Deployed,
-    Running,
-    Stopped,
-}
 
 /// One entry of the input log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ pub use advisory::{
 };
 pub use completion::{CompletionEvent, Direction, JobReason, ReasonSource, Verdict};
 pub use finding::{Finding, FindingStatus, MatchReason};
-pub use sbom::{Artifact, Component, Sbom, SbomFormat};
+pub use sbom::{Artifact, Component, RuntimeState, Sbom, SbomFormat};
 pub use vex::{VexProduct, VexStatement, VexStatus};
 
 use serde::{Deserialize, Serialize};

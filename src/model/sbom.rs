@@ -58,3 +58,25 @@ pub struct Sbom {
     pub scope: Scope,
     pub components: Vec<Component>,
 }
+
+/// Whether an artifact is deployed/running somewhere; running artifacts get
+/// tighter SLAs downstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeState {
+    Unknown,
+    Deployed,
+    Running,
+    Stopped,
+}
+
+impl RuntimeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeState::Unknown => "unknown",
+            RuntimeState::Deployed => "deployed",
+            RuntimeState::Running => "running",
+            RuntimeState::Stopped => "stopped",
+        }
+    }
+}

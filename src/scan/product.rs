@@ -21,7 +21,7 @@
 //! VEX authors rarely repeat `arch=`/`distro=` the way an SBOM tool writes them.
 
 use crate::formats::purl::Purl;
-use crate::model::{Artifact, Component, Scope, VexProduct, VexStatement};
+use crate::model::{Artifact, Component, RuntimeState, Scope, VexProduct, VexStatement};
 
 /// The token a scope's statements are keyed under: `g` (feed) or `t:<tenant>`.
 pub fn scope_token(scope: &Scope) -> String {
@@ -103,6 +103,17 @@ pub fn artifact_keys(artifact: &Artifact, tenant: &str) -> Vec<String> {
     keys.sort();
     keys.dedup();
     keys
+}
+
+/// The key an artifact of `tenant` carrying label `key=value` answers to;
+/// label keys are case-insensitive, values are not.
+pub fn label_key(tenant: &str, key: &str, value: &str) -> String {
+    format!("t:{tenant}|label:{}={value}", key.to_lowercase())
+}
+
+/// The key an artifact of `tenant` in runtime state `state` answers to.
+pub fn runtime_key(tenant: &str, state: RuntimeState) -> String {
+    format!("t:{tenant}|runtime:{}", state.as_str())
 }
 
 /// The subcomponent keys of a component, sorted and unique.

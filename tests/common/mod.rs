@@ -7,6 +7,8 @@
 // the helpers; the rest would otherwise warn as dead code in that binary.
 #![allow(dead_code)]
 
+pub mod engine;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
