@@ -15,6 +15,7 @@ step() {
   echo "<== $name: $((SECONDS - start)) s"
 }
 
+step "python test dependencies" python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
 step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test" cargo test --workspace --no-fail-fast
