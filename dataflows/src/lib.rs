@@ -273,7 +273,8 @@ impl<S: ExchangeData> Inputs<S> {
 
 /// The outputs of one worker's copy of the dataflow (each worker sees its own share).
 pub struct Outputs<'scope, R: ExchangeData> {
-    /// All impact rows; consolidated, each row lives on exactly one worker.
+    /// All impact rows. A window's updates sum to its deltas but need not be consolidated
+    /// (a row may come and go within the window): consolidate them per window.
     pub rows: VecCollection<'scope, Time, ImpactRow<R>, Diff>,
     /// Answers to `Query::Advisory` and `Query::Artifact`: `(query, row)`.
     pub row_answers: VecCollection<'scope, Time, (QueryId, ImpactRow<R>), Diff>,
@@ -337,9 +338,10 @@ fn row<R: Clone>(
 ///
 /// Call once per worker inside `worker.dataflow::<Time, _, _>(..)`, with the same evaluator
 /// semantics on every worker. Stateful arrangements: instances by (package, version), entries by
-/// package, version texts in use, vulnerability labels, findings (by instance, by component and
-/// by artifact), artifact and component keys (by key and as sets), and the rows by advisory, by
-/// artifact and (distinct artifacts) by package.
+/// package, version texts in use, vulnerability labels, affected versions with their advisory's
+/// severity and label, findings (by instance, by component and by artifact), artifact and
+/// component keys (by key and as sets), and the rows by advisory and by artifact. Package queries
+/// are computed when asked, from the affected versions and the instances.
 pub fn build<'scope, E: RangeEvaluator>(
     scope: Scope<'scope, Time>,
     evaluator: E,
@@ -427,42 +429,36 @@ pub fn build<'scope, E: RangeEvaluator>(
         .join(advisory_labels);
 
     // 2. Findings per instance, keyed by the instance and its vulnerability for the VEX join.
-    let findings = affected
-        .map(|((package, version, advisory), (entry, reason))| {
-            ((package, version), (advisory, entry, reason))
-        })
-        .join_core(
-            instances_by_version,
-            |&(package, version), (advisory, entry, reason), &(artifact, component)| {
-                Some((
-                    *advisory,
-                    (
-                        artifact,
-                        component,
-                        package,
-                        version,
-                        *entry,
-                        reason.clone(),
-                    ),
-                ))
-            },
-        )
+    // Severity and vulnerability join the affected versions (few) rather than the findings
+    // (many), so no arrangement of all findings by advisory is needed.
+    let affected_findings = affected
+        .map(|((package, version, advisory), matched)| (advisory, (package, version, matched)))
         .join_map(
             advisory_info,
-            |&advisory,
-             (artifact, component, package, version, entry, reason),
-             (severity, vulnerability)| {
+            |&advisory, (package, version, (entry, reason)), &(severity, vulnerability)| {
                 let finding = Finding {
                     advisory,
                     package: *package,
                     version: *version,
-                    severity: *severity,
+                    severity,
                     entry: *entry,
                     reason: reason.clone(),
                 };
-                ((*artifact, *component, *vulnerability), finding)
+                ((*package, *version), (vulnerability, finding))
             },
-        );
+        )
+        .arrange_by_key();
+    let affected_by_package = affected_findings
+        .clone()
+        .as_collection(|&(package, version), _| (package, version))
+        .distinct()
+        .arrange_by_key();
+    let findings = affected_findings.clone().join_core(
+        instances_by_version.clone(),
+        |_, (vulnerability, finding), &(artifact, component)| {
+            Some(((artifact, component, *vulnerability), finding.clone()))
+        },
+    );
 
     // 3. VEX: the latest statement naming the group and targeting the finding. Statements are
     // expanded only over the keys they name, then over the findings of the components or
@@ -486,7 +482,7 @@ pub fn build<'scope, E: RangeEvaluator>(
         findings
             .clone()
             .map(|((artifact, component, vulnerability), _)| {
-                ((artifact, vulnerability), component)
+                (artifact, (component, vulnerability))
             }),
     );
     let components_by_key = compact::arrange(
@@ -536,13 +532,14 @@ pub fn build<'scope, E: RangeEvaluator>(
         .join_core(
             artifacts_by_key.clone(),
             |_, (sub, vulnerability, vex), &artifact| {
-                Some(((artifact, *vulnerability), (*sub, *vex)))
+                Some((artifact, (*vulnerability, *sub, *vex)))
             },
         )
         .join_core(
-            findings_by_artifact,
-            |(artifact, vulnerability), &(sub, vex), &component| {
-                Some(((*artifact, component, *vulnerability), (sub, vex)))
+            findings_by_artifact.clone(),
+            |&artifact, &(named, sub, vex), &(component, vulnerability)| {
+                (named == vulnerability)
+                    .then_some(((artifact, component, vulnerability), (sub, vex)))
             },
         );
     let whole_artifact = artifact_applied
@@ -569,67 +566,114 @@ pub fn build<'scope, E: RangeEvaluator>(
         })
         .arrange_by_key();
     let findings_by_key = findings.clone().arrange_by_key();
-    let with_vex = findings_by_key
+    let vexed_keys = latest_statements
+        .clone()
+        .as_collection(|key, _| *key)
+        .arrange_by_self();
+
+    // 4. Rows: each finding with its latest statement, or with none. Not arranged: the caller
+    // sums a window's updates, and queries rebuild the rows they ask for from the findings.
+    let rows = findings_by_key
         .clone()
         .join_core(latest_statements.clone(), |key, finding, &vex| {
             Some(row(key, finding, Some(vex)))
-        });
-    let vexed_keys = latest_statements
-        .as_collection(|key, _| *key)
-        .arrange_by_self();
-    let without_vex = findings
-        .map(|(key, finding)| row(&key, &finding, None))
+        })
+        .concat(findings.map(|(key, finding)| row(&key, &finding, None)))
         .concat(
             findings_by_key
-                .join_core(vexed_keys, |key, finding, &()| {
+                .clone()
+                .join_core(vexed_keys.clone(), |key, finding, &()| {
                     Some(row(key, finding, None))
                 })
                 .negate(),
         );
 
-    // 4. Rows, arranged for the live queries.
-    let rows_by_advisory = with_vex
-        .concat(without_vex)
-        .map(|row| (row.advisory, row))
+    // Live queries, computed when asked from the shared arrangements: the finding keys a
+    // query covers, then their findings and statements, as for the rows above.
+    let affected_by_advisory = affected_findings
+        .as_collection(|&(package, version), (vulnerability, finding)| {
+            (finding.advisory, ((package, version), *vulnerability))
+        })
         .arrange_by_key();
-    let rows = rows_by_advisory.clone().as_collection(|_, row| row.clone());
-    let rows_by_artifact = rows.clone().map(|row| (row.artifact, row)).arrange_by_key();
-    let artifacts_by_package = rows
-        .clone()
-        .map(|row| (row.package, row.artifact))
-        .distinct()
-        .arrange_by_key();
-
-    let advisory_answers = queries
+    let of_advisory = queries
         .clone()
         .flat_map(|(query, q)| match q {
             Query::Advisory(advisory) => Some((advisory, query)),
             _ => None,
         })
-        .join_core(rows_by_advisory, |_, &query, row| {
-            Some((query, row.clone()))
-        });
-    let rows_of_artifact = queries
+        .join_core(
+            affected_by_advisory,
+            |&advisory, &query, &(version, vulnerability)| {
+                Some((version, (query, advisory, vulnerability)))
+            },
+        )
+        .join_core(
+            instances_by_version.clone(),
+            |_, &(query, advisory, vulnerability), &(artifact, component)| {
+                Some((
+                    (artifact, component, vulnerability),
+                    (query, Some(advisory)),
+                ))
+            },
+        );
+    let of_artifact = queries
         .clone()
         .flat_map(|(query, q)| match q {
             Query::Artifact(artifact) => Some((artifact, query)),
             _ => None,
         })
-        .join_core(rows_by_artifact.clone(), |_, &query, row| {
-            Some((query, row.clone()))
-        });
-    let row_answers = advisory_answers.concat(rows_of_artifact).consolidate();
+        .join_core(
+            findings_by_artifact.clone(),
+            |&artifact, &query, &(component, vulnerability)| {
+                Some(((artifact, component, vulnerability), (query, None)))
+            },
+        )
+        // Advisories of one vulnerability group share finding keys.
+        .distinct();
+    let asked = of_advisory
+        .concat(of_artifact)
+        .join_core(findings_by_key, |key, &(query, advisory), finding| {
+            advisory
+                .is_none_or(|a| a == finding.advisory)
+                .then(|| (*key, (query, finding.clone())))
+        })
+        .arrange_by_key();
+    let row_answers = asked
+        .clone()
+        .join_core(latest_statements, |key, (query, finding), &vex| {
+            Some((*query, row(key, finding, Some(vex))))
+        })
+        .concat(
+            asked
+                .clone()
+                .as_collection(|key, (query, finding)| (*query, row(key, finding, None))),
+        )
+        .concat(
+            asked
+                .join_core(vexed_keys, |key, (query, finding), &()| {
+                    Some((*query, row(key, finding, None)))
+                })
+                .negate(),
+        )
+        .consolidate();
+    // Computed when asked rather than maintained: the package's affected versions, their
+    // instances, distinct artifacts. (Findings and rows are the same set of instances; VEX
+    // only annotates them.)
     let through_package = queries
         .clone()
         .flat_map(|(query, q)| match q {
             Query::Package(package) => Some((package, query)),
             _ => None,
         })
-        .join_core(artifacts_by_package, |_, &query, &artifact| {
+        .join_core(affected_by_package, |&package, &query, &version| {
+            Some(((package, version), query))
+        })
+        .join_core(instances_by_version, |_, &query, &(artifact, _)| {
             Some((query, artifact))
-        });
+        })
+        .distinct();
     // Artifacts having the key, kept if they have any row at all.
-    let affected_artifacts = rows_by_artifact
+    let affected_artifacts = findings_by_artifact
         .as_collection(|&artifact, _| artifact)
         .distinct()
         .arrange_by_self();

@@ -473,15 +473,17 @@ struct Deltas {
     artifact_answers: Vec<((QueryId, ArtifactId), Diff)>,
 }
 
-fn take<D: Clone>(buffer: &recheck_dataflows::Captured<D>, window: Time) -> Vec<(D, Diff)> {
-    buffer
+fn take<D: Ord + Clone>(buffer: &recheck_dataflows::Captured<D>, window: Time) -> Vec<(D, Diff)> {
+    let mut updates: Vec<(D, Diff)> = buffer
         .borrow_mut()
         .drain(..)
         .map(|(datum, time, diff)| {
             assert_eq!(time, window, "output outside its window");
             (datum, diff)
         })
-        .collect()
+        .collect();
+    differential_dataflow::consolidation::consolidate(&mut updates);
+    updates
 }
 
 fn diff_into<D: differential_dataflow::Data>(
@@ -568,10 +570,11 @@ fn run(workers: usize, windows: &[Vec<Op>]) -> Vec<Deltas> {
             all.artifact_answers.extend(mine.artifact_answers);
         }
     }
+    // A row's updates within a window may land on different workers: sum them.
     for deltas in &mut merged {
-        deltas.rows.sort();
-        deltas.row_answers.sort();
-        deltas.artifact_answers.sort();
+        differential_dataflow::consolidation::consolidate(&mut deltas.rows);
+        differential_dataflow::consolidation::consolidate(&mut deltas.row_answers);
+        differential_dataflow::consolidation::consolidate(&mut deltas.artifact_answers);
     }
     merged
 }
