@@ -35,7 +35,10 @@ pub struct Statement<P> {
 /// so that reading and re-writing a statement loses nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subject {
-    pub name: String,
+    /// Optional in in-toto v1 (a descriptor may identify its resource by digest alone);
+    /// Recheck's own statements always name the artifact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Algorithm (`sha256`, `sha512`, ...) → lower-case hex.
     pub digest: BTreeMap<String, String>,
     #[serde(flatten)]
@@ -106,7 +109,7 @@ pub fn completion_statement(
     Ok(Statement {
         statement_type: STATEMENT_TYPE.to_string(),
         subject: vec![Subject {
-            name: event.artifact.clone(),
+            name: Some(event.artifact.clone()),
             digest: BTreeMap::from([("sha256".to_string(), subject_digest.sha256)]),
             other: BTreeMap::new(),
         }],
@@ -153,12 +156,17 @@ pub fn verify_completion(
             "a completion statement has exactly one subject".into(),
         ));
     };
+    let Some(artifact) = subject.name.clone() else {
+        return Err(AttestError::Payload(
+            "a completion statement's subject names its artifact".into(),
+        ));
+    };
     let predicate: CompletionPredicate = serde_json::from_value(statement.predicate.clone())
         .map_err(|e| AttestError::Payload(format!("completion predicate: {e}")))?;
     let event = CompletionEvent {
         job_id: predicate.job_id,
         tenant: predicate.tenant,
-        artifact: subject.name.clone(),
+        artifact,
         artifact_sha256: subject.digest.get("sha256").cloned().unwrap_or_default(),
         window: predicate.window,
         reasons: predicate.reasons,

@@ -89,7 +89,8 @@ fn check(envelope: &[u8], key: &PublicKey, payload_type: &str) -> Result<Vec<Str
                 .iter()
                 .map(|(alg, hex)| format!("{alg}:{hex}"))
                 .collect();
-            lines.push(format!("subject: {} {}", subject.name, digests.join(" ")));
+            let name = subject.name.as_deref().unwrap_or("(unnamed)");
+            lines.push(format!("subject: {name} {}", digests.join(" ")));
         }
         if statement.predicate_type == COMPLETION_PREDICATE_TYPE {
             let event = statement::verify_completion(&envelope, keys)?;
