@@ -1,18 +1,31 @@
 //! The domain types every other layer speaks: advisories, components, VEX
-//! statements, findings. They are plain data (serde only) so that parsers,
-//! the reference matcher, the engine and the stores agree on one shape.
+//! statements, findings, and what the durable core makes of them (impact
+//! deltas, ledger entries, recheck jobs, schedules). They are plain data
+//! (serde, plus sha256 for the ids that must agree everywhere) so that
+//! parsers, the reference matcher, the engine and the stores agree on one
+//! shape.
 
 mod advisory;
+mod event;
 mod finding;
+mod impact;
+mod job;
+mod ledger;
 mod sbom;
+mod schedule;
 mod vex;
 
 pub use advisory::{
     Advisory, AffectedPackage, AffectedRange, RangeEvent, RangeKind, Rating, Severity,
     SeverityScore,
 };
+pub use event::StoredEvent;
 pub use finding::{Finding, FindingStatus, MatchReason};
+pub use impact::{purl_base, ImpactDelta, ImpactFinding};
+pub use job::{Direction, JobKind, JobReason, JobState, JobTransition, Priority, RecheckJob};
+pub use ledger::{link_hash, LedgerEntry, LedgerPayload, LedgerRecord, GENESIS};
 pub use sbom::{Artifact, Component, Sbom, SbomFormat};
+pub use schedule::{Run, RunState, RunTrigger, Schedule, ScheduleMode};
 pub use vex::{VexProduct, VexStatement, VexStatus};
 
 use serde::{Deserialize, Serialize};
