@@ -7,10 +7,12 @@
 //! engine is tested and benchmarked against.
 
 pub mod bench;
+pub mod core;
 pub mod engine;
 pub mod fleet;
 pub mod formats;
 pub mod model;
 pub mod samples;
 pub mod scan;
+pub mod store;
 pub mod versions;

@@ -6,6 +6,7 @@ mod bench;
 mod demo;
 mod engine_args;
 mod inputs;
+mod ledger;
 mod scan;
 mod version_order;
 
@@ -36,6 +37,8 @@ enum Command {
     Backfill(backfill::BackfillArgs),
     /// Measure the engine against its baselines; prints one JSON document.
     Bench(bench::BenchArgs),
+    /// Inspect a store's delta ledger (`verify`: check its hash chain).
+    Ledger(ledger::LedgerArgs),
     /// Sort versions read from stdin (one per line) in an ecosystem's order.
     VersionOrder(version_order::VersionOrderArgs),
 }
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan::run(args),
         Command::Backfill(args) => backfill::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Ledger(args) => ledger::run(args),
         Command::VersionOrder(args) => version_order::run(args),
     }
 }
