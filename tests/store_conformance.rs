@@ -4,234 +4,34 @@
 //! a fresh database per check, dropped afterwards).
 //!
 //! The data is real: the bundled sample advisories, SBOMs and VEX document,
-//! run through the real engine to get each window's impact deltas, planned
-//! into jobs the way the planner will (one per artifact and window).
+//! run through the real engine to get each window's impact deltas (see
+//! `common/store_fixture.rs`).
 
 mod common;
+#[path = "common/store_fixture.rs"]
+mod store_fixture;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::skip;
 use recheck::core::ledger::{verify, ChainBreak, Verdict};
-use recheck::engine::record::{InputRecord, LogEntry};
-use recheck::engine::{Engine, EngineConfig};
-use recheck::formats;
 use recheck::model::{
-    Direction, ImpactDelta, ImpactFinding, JobKind, JobReason, JobState, JobTransition,
-    LedgerPayload, Priority, RecheckJob, Run, RunState, RunTrigger, Schedule, ScheduleMode, Scope,
-    StoredEvent,
+    ImpactFinding, JobState, JobTransition, LedgerPayload, RecheckJob, Run, RunState, RunTrigger,
+    Schedule, ScheduleMode, StoredEvent,
 };
 use recheck::store::{
-    self, append_records, CommitOutcome, CursorMove, ImpactQuery, JobFilter, NewInput,
-    SourceOffset, Store, StoreErrorKind, WindowCommit,
+    self, append_records, CommitOutcome, ImpactQuery, JobFilter, NewInput, SourceOffset, Store,
+    StoreErrorKind,
 };
-
-// ---------------------------------------------------------------- fixture
-
-/// The sample set as an input log of three windows, and the deltas the
-/// engine emitted for each.
-struct Fixture {
-    /// Records of each window, its `WindowClosed` last.
-    windows: Vec<Vec<InputRecord>>,
-    deltas: Vec<Vec<ImpactDelta>>,
-}
-
-const ACME: &str = "acme";
-const GLOBEX: &str = "globex";
-const WITHDRAWN: &str = "PYSEC-2022-213";
-
-fn parse_dir<T>(
-    dir: &Path,
-    parse: impl FnMut(&str, &[u8]) -> Result<T, formats::FormatError>,
-) -> Vec<T> {
-    let report = formats::load::load(&[dir.to_path_buf()], parse);
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
-    report.items.into_iter().map(|(_, t)| t).collect()
-}
-
-fn build_fixture() -> Fixture {
-    let samples = recheck::samples::bundled_dir();
-    let advisories = parse_dir(&samples.join("advisories"), formats::osv::parse_advisory);
-    let sboms_for = |tenant: &str| {
-        let scope = Scope::Tenant(tenant.to_string());
-        parse_dir(&samples.join("sboms"), |name, bytes| {
-            formats::parse_sbom(name, bytes, scope.clone())
-        })
-    };
-    // acme runs all three images; globex runs only payments-api (the same
-    // artifact id in another tenant, for the isolation checks).
-    let mut w1: Vec<InputRecord> = advisories
-        .into_iter()
-        .map(|advisory| InputRecord::Advisory { advisory })
-        .collect();
-    for sbom in sboms_for(ACME) {
-        w1.push(InputRecord::Sbom {
-            tenant: ACME.into(),
-            sbom,
-        });
-    }
-    for sbom in sboms_for(GLOBEX) {
-        if sbom.artifact.name.as_deref() == Some("payments-api") {
-            w1.push(InputRecord::Sbom {
-                tenant: GLOBEX.into(),
-                sbom,
-            });
-        }
-    }
-    w1.push(InputRecord::WindowClosed { window: 1 });
-    // Window 2: acme's VEX document suppresses requests in payments-api.
-    let scope = Scope::Tenant(ACME.into());
-    let mut w2: Vec<InputRecord> = formats::load::load(&[samples.join("vex")], |name, bytes| {
-        formats::parse_vex(name, bytes, scope.clone())
-    })
-    .items
-    .into_iter()
-    .map(|(document, statements)| InputRecord::Vex {
-        scope: scope.clone(),
-        document,
-        statements,
-    })
-    .collect();
-    w2.push(InputRecord::WindowClosed { window: 2 });
-    // Window 3: the Django advisory's source goes away.
-    let w3 = vec![
-        InputRecord::AdvisoryRemoved {
-            id: WITHDRAWN.into(),
-        },
-        InputRecord::WindowClosed { window: 3 },
-    ];
-    let windows = vec![w1, w2, w3];
-
-    let mut engine = Engine::start(&EngineConfig::default()).unwrap();
-    let mut deltas = Vec::new();
-    let mut seq = 0;
-    for records in &windows {
-        for record in records {
-            seq += 1;
-            let closed = engine
-                .apply(&LogEntry {
-                    seq,
-                    record: record.clone(),
-                })
-                .unwrap();
-            if let Some(closed) = closed {
-                deltas.push(ImpactDelta::from_findings(
-                    closed.deltas.window,
-                    closed.findings.iter().map(|(f, d)| (f, *d as i64)),
-                ));
-            }
-        }
-    }
-    engine.shutdown();
-    Fixture { windows, deltas }
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let fx = build_fixture();
-        // The checks below rely on what the samples produce; fail loudly if
-        // the engine or the samples change under them.
-        assert!(fx.deltas[0].len() >= 4, "window 1: {:?}", fx.deltas[0]);
-        assert!(fx.deltas[0].iter().all(|d| d.diff == 1));
-        assert!(fx.deltas[0].iter().any(|d| d.finding.tenant == GLOBEX));
-        assert!(
-            fx.deltas[1]
-                .iter()
-                .any(|d| d.diff == -1 && d.finding.tenant == ACME),
-            "window 2 (VEX) must retract an affected row: {:?}",
-            fx.deltas[1]
-        );
-        assert!(fx.deltas[1].iter().all(|d| d.finding.tenant == ACME));
-        assert!(
-            !fx.deltas[2].is_empty()
-                && fx.deltas[2]
-                    .iter()
-                    .all(|d| d.diff == -1 && d.finding.advisory == WITHDRAWN),
-            "window 3: {:?}",
-            fx.deltas[2]
-        );
-        fx
-    })
-}
-
-/// Seq of window `w`'s `WindowClosed` record when windows are appended in order.
-fn closing_seq(fx: &Fixture, w: usize) -> u64 {
-    fx.windows[..w].iter().map(|r| r.len() as u64).sum()
-}
-
-/// One job per (tenant, artifact) of the window's deltas, as the planner makes them.
-fn plan(deltas: &[ImpactDelta]) -> Vec<RecheckJob> {
-    let mut by_artifact: BTreeMap<(String, String), Vec<JobReason>> = BTreeMap::new();
-    for d in deltas {
-        by_artifact
-            .entry((d.finding.tenant.clone(), d.finding.artifact.clone()))
-            .or_default()
-            .push(JobReason {
-                advisory: d.finding.advisory.clone(),
-                vulnerability: d.finding.vulnerability.clone(),
-                status: d.finding.status,
-                direction: Direction::of_diff(d.diff),
-            });
-    }
-    by_artifact
-        .into_iter()
-        .map(|((tenant, artifact), reasons)| {
-            RecheckJob::planned(
-                &tenant,
-                &artifact,
-                deltas[0].window,
-                JobKind::Reevaluate,
-                reasons,
-                Priority::High,
-                "2026-12-01T10:05:00Z".into(),
-            )
-        })
-        .collect()
-}
-
-/// The commit of window `w` (1-based) with its jobs and the planner's cursor.
-fn commit_of(fx: &Fixture, w: usize) -> WindowCommit {
-    let deltas = fx.deltas[w - 1].clone();
-    WindowCommit::new(
-        w as u64,
-        closing_seq(fx, w),
-        deltas.clone(),
-        plan(&deltas),
-        vec![CursorMove {
-            name: "planner".into(),
-            position: w as u64,
-        }],
-    )
-}
-
-/// The snapshot after windows `1..=w`, computed from the deltas alone.
-fn expected_snapshot(fx: &Fixture, w: usize) -> Vec<ImpactFinding> {
-    let mut counts: BTreeMap<ImpactFinding, i64> = BTreeMap::new();
-    for d in fx.deltas[..w].iter().flatten() {
-        *counts.entry(d.finding.clone()).or_default() += d.diff;
-    }
-    counts
-        .into_iter()
-        .filter(|(_, c)| *c > 0)
-        .map(|(f, _)| f)
-        .collect()
-}
-
-async fn commit_windows(store: &dyn Store, fx: &Fixture, upto: usize) {
-    for w in 1..=upto {
-        let outcome = store.commit_window(&commit_of(fx, w)).await.unwrap();
-        assert!(
-            matches!(outcome, CommitOutcome::Committed { .. }),
-            "{outcome:?}"
-        );
-    }
-}
+use store_fixture::{
+    closing_seq, commit_of, commit_windows, expected_snapshot, fixture, tamper_bytes,
+    tamper_postgres, tamper_redb, Fixture, ACME, GLOBEX, WITHDRAWN,
+};
 
 // ----------------------------------------------------------------- checks
 
@@ -905,15 +705,6 @@ async fn schedules_and_runs(store: Arc<dyn Store>, _url: &str, _fx: &Fixture) {
     assert_eq!(store.run("r-2").await.unwrap(), None);
 }
 
-/// A consumer-visible tamper: the first `"diff":1` of an entry's payload
-/// becomes `"diff":-1` (a finding silently turned into a retraction).
-fn tamper_bytes(payload: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8(payload.to_vec()).unwrap();
-    let tampered = text.replacen("\"diff\":1", "\"diff\":-1", 1);
-    assert_ne!(tampered, text, "nothing to tamper with");
-    tampered.into_bytes()
-}
-
 // --------------------------------------------------------------- backends
 
 /// One backend under test: fresh, isolated stores by URL, and a way to
@@ -991,16 +782,6 @@ async fn suite(backend: &impl Backend) {
     );
 }
 
-/// Print a loud SKIP, or fail under CI.
-fn skip(msg: &str) {
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{msg} (CI=true: a missing service is a failure)"
-    );
-    let line = format!("\n!!!!! SKIP: {msg} !!!!!\n");
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
-}
-
 fn unique(check: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
@@ -1015,9 +796,6 @@ fn unique(check: &str) -> String {
 struct Embedded {
     dir: tempfile::TempDir,
 }
-
-const LEDGER_PAYLOADS: redb::TableDefinition<u64, &[u8]> =
-    redb::TableDefinition::new("ledger_payloads");
 
 impl Backend for Embedded {
     fn name(&self) -> &'static str {
@@ -1035,16 +813,7 @@ impl Backend for Embedded {
     }
 
     async fn tamper(&self, url: &str, index: u64) {
-        let path = url.strip_prefix("redb://").unwrap_or(url);
-        use redb::ReadableTable;
-        let db = redb::Database::create(path).unwrap();
-        let tx = db.begin_write().unwrap();
-        {
-            let mut t = tx.open_table(LEDGER_PAYLOADS).unwrap();
-            let original = t.get(index).unwrap().unwrap().value().to_vec();
-            t.insert(index, tamper_bytes(&original).as_slice()).unwrap();
-        }
-        tx.commit().unwrap();
+        tamper_redb(Path::new(url.strip_prefix("redb://").unwrap_or(url)), index);
     }
 
     async fn cleanup(&self, url: &str) {
@@ -1092,24 +861,7 @@ impl Backend for Postgres {
     }
 
     async fn tamper(&self, url: &str, index: u64) {
-        let client = self.admin().await;
-        let schema = schema_of(url);
-        let row = client
-            .query_one(
-                &format!("SELECT payload FROM {schema}.ledger WHERE idx = $1"),
-                &[&(index as i64)],
-            )
-            .await
-            .unwrap();
-        let tampered = tamper_bytes(row.get::<_, &[u8]>(0));
-        let n = client
-            .execute(
-                &format!("UPDATE {schema}.ledger SET payload = $2 WHERE idx = $1"),
-                &[&(index as i64), &tampered],
-            )
-            .await
-            .unwrap();
-        assert_eq!(n, 1);
+        tamper_postgres(&self.admin().await, schema_of(url), index).await;
     }
 
     async fn cleanup(&self, url: &str) {

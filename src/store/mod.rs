@@ -567,17 +567,23 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") {
         return Ok(Arc::new(mongo::MongoStore::connect(url).await?));
     }
-    let path = match url.strip_prefix("redb://") {
-        Some(rest) => rest,
-        None if url.contains("://") => {
-            return Err(StoreError::new(
-                StoreErrorKind::Url,
-                format!("{url}: expected redb://, postgres://, mongodb:// or a file path"),
-            ))
-        }
-        None => url,
-    };
+    let path = embedded_path(url).ok_or_else(|| {
+        StoreError::new(
+            StoreErrorKind::Url,
+            format!("{url}: expected redb://, postgres://, mongodb:// or a file path"),
+        )
+    })?;
     Ok(Arc::new(embedded::EmbeddedStore::open(path)?))
+}
+
+/// The file an embedded-store URL names (`redb:///path` or a plain path);
+/// `None` for any other scheme.
+pub fn embedded_path(url: &str) -> Option<&str> {
+    match url.strip_prefix("redb://") {
+        Some(rest) => Some(rest),
+        None if url.contains("://") => None,
+        None => Some(url),
+    }
 }
 
 /// Decode one JSON document of a store, naming it on failure.

@@ -15,18 +15,25 @@ pub fn shared_data() -> Option<PathBuf> {
     if let Some(dir) = recheck::samples::shared_data_dir() {
         return Some(dir);
     }
-    let msg = "shared corpus not found: set RECHECK_SHARED_DIR to the directory holding data/ \
-               (e.g. RECHECK_SHARED_DIR=/work/shared)";
+    skip(
+        "shared corpus not found: set RECHECK_SHARED_DIR to the directory holding data/ \
+         (e.g. RECHECK_SHARED_DIR=/work/shared)",
+    );
+    None
+}
+
+/// A loud SKIP line for something a test needs and does not have (data, a
+/// service: `msg` names the variable to set); under `CI=true` a failure.
+pub fn skip(msg: &str) {
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "{msg} (CI=true: missing data is a failure)"
+        "{msg} (CI=true: what a test needs must be there)"
     );
     // Straight to the stderr handle: the harness captures `eprintln!` of a
     // passing test, and a skip must be seen. One write, so that parallel
     // tests do not interleave their lines.
     let line = format!("\n!!!!! SKIP: {msg} !!!!!\n");
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
-    None
 }
 
 /// Every `.json` file under `dir`, recursively, sorted.
