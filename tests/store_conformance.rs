@@ -80,90 +80,58 @@ async fn input_log(store: Arc<dyn Store>, url: &str, fx: &Fixture) {
     assert_eq!(seqs[0], w1.len() as u64 + 1);
 }
 
+fn offset(source: &str, offset: &str) -> SourceOffset {
+    SourceOffset {
+        source: source.into(),
+        offset: offset.into(),
+    }
+}
+
+async fn offset_of(store: &dyn Store, source: &str) -> Option<String> {
+    store.source_offset(source).await.unwrap()
+}
+
 async fn offsets_with_append(store: Arc<dyn Store>, url: &str, fx: &Fixture) {
-    assert_eq!(store.source_offset("nats:ingest").await.unwrap(), None);
+    const NATS: &str = "nats:ingest";
+    const DIR: &str = "dir:/srv/osv";
+    assert_eq!(offset_of(store.as_ref(), NATS).await, None);
     let w1 = &fx.windows[0];
-    let offsets = [
-        SourceOffset {
-            source: "nats:ingest".into(),
-            offset: "17".into(),
-        },
-        SourceOffset {
-            source: "dir:/srv/osv".into(),
-            offset: "sha256:aa".into(),
-        },
-    ];
-    append_records(store.as_ref(), &w1[..2], &offsets)
+    let both = [offset(NATS, "17"), offset(DIR, "sha256:aa")];
+    append_records(store.as_ref(), &w1[..2], &both)
         .await
         .unwrap();
-    assert_eq!(
-        store.source_offset("nats:ingest").await.unwrap().as_deref(),
-        Some("17")
-    );
+    assert_eq!(offset_of(store.as_ref(), NATS).await.as_deref(), Some("17"));
     // The next append moves one source on and leaves the other.
-    let moved = [SourceOffset {
-        source: "nats:ingest".into(),
-        offset: "18".into(),
-    }];
-    append_records(store.as_ref(), &w1[2..3], &moved)
+    append_records(store.as_ref(), &w1[2..3], &[offset(NATS, "18")])
         .await
         .unwrap();
 
     // An append whose offset is refused (checked after the records are
     // written, inside the transaction) leaves neither records nor offsets.
-    let refused = [
-        SourceOffset {
-            source: "nats:ingest".into(),
-            offset: "19".into(),
-        },
-        SourceOffset {
-            source: String::new(),
-            offset: "x".into(),
-        },
-    ];
+    let refused = [offset(NATS, "19"), offset("", "x")];
     let err = append_records(store.as_ref(), &w1[3..], &refused)
         .await
         .unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Invalid);
     assert_eq!(store.last_seq().await.unwrap(), 3);
-    assert_eq!(
-        store.source_offset("nats:ingest").await.unwrap().as_deref(),
-        Some("18")
-    );
+    assert_eq!(offset_of(store.as_ref(), NATS).await.as_deref(), Some("18"));
 
     // After a restart the offsets and the log agree.
     drop(store);
     let store = store::open(url).await.unwrap();
     assert_eq!(store.last_seq().await.unwrap(), 3);
+    assert_eq!(offset_of(store.as_ref(), NATS).await.as_deref(), Some("18"));
     assert_eq!(
-        store.source_offset("nats:ingest").await.unwrap().as_deref(),
-        Some("18")
-    );
-    assert_eq!(
-        store
-            .source_offset("dir:/srv/osv")
-            .await
-            .unwrap()
-            .as_deref(),
+        offset_of(store.as_ref(), DIR).await.as_deref(),
         Some("sha256:aa")
     );
     // Offsets may move without records (a source that only skipped).
     store
-        .append_inputs(
-            &[],
-            &[SourceOffset {
-                source: "dir:/srv/osv".into(),
-                offset: "sha256:bb".into(),
-            }],
-        )
+        .append_inputs(&[], &[offset(DIR, "sha256:bb")])
         .await
         .unwrap();
     assert_eq!(
-        store
-            .source_offset("dir:/srv/osv")
-            .await
-            .unwrap()
-            .as_deref(),
+        offset_of(store.as_ref(), DIR).await.as_deref(),
         Some("sha256:bb")
     );
     assert_eq!(store.last_seq().await.unwrap(), 3);
@@ -336,32 +304,23 @@ async fn job_transitions(store: Arc<dyn Store>, _url: &str, fx: &Fixture) {
             .unwrap(),
         1
     );
-    // A second dispatcher's move is stale.
-    assert!(!store
-        .transition_job(&job.id, &t(Planned, Queued, 0))
-        .await
-        .unwrap());
-    // Two workers take the job: one wins.
-    assert!(store
-        .transition_job(&job.id, &t(Queued, Running, 1))
-        .await
-        .unwrap());
-    assert!(!store
-        .transition_job(&job.id, &t(Queued, Running, 1))
-        .await
-        .unwrap());
-    assert!(store
-        .transition_job(&job.id, &t(Running, Failed, 1))
-        .await
-        .unwrap());
-    assert!(store
-        .transition_job(&job.id, &t(Failed, Retrying, 1))
-        .await
-        .unwrap());
-    assert!(store
-        .transition_job(&job.id, &t(Retrying, Running, 2))
-        .await
-        .unwrap());
+    // One job's life with a retry; a second dispatcher's move and a second
+    // worker's take are stale and refused.
+    let steps = [
+        (Planned, Queued, 0, false),
+        (Queued, Running, 1, true),
+        (Queued, Running, 1, false),
+        (Running, Failed, 1, true),
+        (Failed, Retrying, 1, true),
+        (Retrying, Running, 2, true),
+    ];
+    for (from, to, attempt, applies) in steps {
+        let applied = store
+            .transition_job(&job.id, &t(from, to, attempt))
+            .await
+            .unwrap();
+        assert_eq!(applied, applies, "{from:?} → {to:?}");
+    }
     // No such edge in the state machine.
     let err = store
         .transition_job(&job.id, &t(Running, Superseded, 2))
@@ -592,20 +551,12 @@ async fn impact_queries(store: Arc<dyn Store>, _url: &str, fx: &Fixture) {
         "the queries must find something"
     );
     // The same artifact in two tenants: each sees only its own rows.
-    let acme_rows = store
-        .impact(&ImpactQuery::Artifact {
-            tenant: ACME.into(),
-            artifact: sample.artifact.clone(),
-        })
-        .await
-        .unwrap();
-    let globex_rows = store
-        .impact(&ImpactQuery::Artifact {
-            tenant: GLOBEX.into(),
-            artifact: sample.artifact.clone(),
-        })
-        .await
-        .unwrap();
+    let by_artifact = |tenant: &str| ImpactQuery::Artifact {
+        tenant: tenant.into(),
+        artifact: sample.artifact.clone(),
+    };
+    let acme_rows = store.impact(&by_artifact(ACME)).await.unwrap();
+    let globex_rows = store.impact(&by_artifact(GLOBEX)).await.unwrap();
     assert!(!acme_rows.is_empty() && !globex_rows.is_empty());
     assert!(acme_rows.iter().all(|f| f.tenant == ACME));
     // acme's VEX suppressed a row that stays affected for globex.
@@ -615,22 +566,14 @@ async fn impact_queries(store: Arc<dyn Store>, _url: &str, fx: &Fixture) {
     assert!(globex_rows
         .iter()
         .all(|f| f.status == recheck::model::FindingStatus::Affected));
-    // A purl query without version matches more than (or as much as) the exact one.
-    let exact = store
-        .impact(&ImpactQuery::Purl {
-            tenant: GLOBEX.into(),
-            purl,
-        })
-        .await
-        .unwrap();
+    // A purl without version finds every row the exact purl finds.
+    let by_purl = |purl: &str| ImpactQuery::Purl {
+        tenant: GLOBEX.into(),
+        purl: purl.into(),
+    };
+    let exact = store.impact(&by_purl(&purl)).await.unwrap();
     assert!(!exact.is_empty());
-    let any_version = store
-        .impact(&ImpactQuery::Purl {
-            tenant: GLOBEX.into(),
-            purl: base,
-        })
-        .await
-        .unwrap();
+    let any_version = store.impact(&by_purl(&base)).await.unwrap();
     assert!(exact.iter().all(|f| any_version.contains(f)));
 }
 

@@ -226,46 +226,43 @@ mod tests {
         }
     }
 
+    fn job(kind: JobKind, reasons: Vec<JobReason>, priority: Priority) -> RecheckJob {
+        RecheckJob::planned(
+            "acme",
+            "sha256:1",
+            4,
+            kind,
+            reasons,
+            priority,
+            "2026-01-01T00:05:00Z".into(),
+        )
+    }
+
     #[test]
     fn id_ignores_reason_order_and_duplicates_but_not_content() {
-        let a = RecheckJob::planned(
-            "acme",
-            "sha256:1",
-            4,
+        use Direction::{Added, Removed};
+        let a = job(
             JobKind::Reevaluate,
-            vec![
-                reason("B", Direction::Added),
-                reason("A", Direction::Removed),
-            ],
+            vec![reason("B", Added), reason("A", Removed)],
             Priority::Normal,
-            "2026-01-01T00:05:00Z".into(),
         );
-        let b = RecheckJob::planned(
-            "acme",
-            "sha256:1",
-            4,
+        // Kind and priority are not part of what the job is about.
+        let b = job(
             JobKind::Rescan,
             vec![
-                reason("A", Direction::Removed),
-                reason("B", Direction::Added),
-                reason("A", Direction::Removed),
+                reason("A", Removed),
+                reason("B", Added),
+                reason("A", Removed),
             ],
             Priority::High,
-            "2026-01-01T00:09:00Z".into(),
         );
         assert_eq!(a.id, b.id);
+        assert_eq!(a.reasons, b.reasons);
         assert_eq!(a.id.len(), 64);
-        let c = RecheckJob::planned(
-            "acme",
-            "sha256:1",
-            4,
+        let c = job(
             JobKind::Reevaluate,
-            vec![
-                reason("B", Direction::Removed),
-                reason("A", Direction::Removed),
-            ],
+            vec![reason("B", Removed), reason("A", Removed)],
             Priority::Normal,
-            "2026-01-01T00:05:00Z".into(),
         );
         assert_ne!(a.id, c.id);
         let other_tenant = RecheckJob::compute_id("globex", "sha256:1", 4, &a.reasons);
