@@ -16,9 +16,10 @@
 //! `ledger_chunks` of at most [`CHUNK_BYTES`] (a document is at most 16 MiB
 //! and a backfill window's deltas can be larger), `cursors`, `jobs` (the job
 //! document plus its `history`), `impact` (one document per snapshot row,
-//! indexed for the impact queries), `events`, `schedules`, `runs`.
+//! `_id` = the row key, indexed for the impact queries), `events`,
+//! `schedules`, `runs`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use mongodb::bson::{self, doc, spec::BinarySubtype, Binary, Bson, Document};
@@ -38,6 +39,9 @@ use crate::model::{
 pub const CHUNK_BYTES: usize = 4 << 20;
 /// Documents per bulk insert.
 const BATCH: usize = 5000;
+/// Ids per `$in` lookup. SecantusDB's `$in` costs grow with the square of
+/// the list (5000 ids: 12 s, 100 ids: 13 ms); MongoDB does not mind either way.
+const LOOKUP: usize = 100;
 
 fn is_duplicate(e: &mongodb::error::Error) -> bool {
     match e.kind.as_ref() {
@@ -136,11 +140,6 @@ fn ledger_entry(d: &Document) -> Result<LedgerEntry> {
         payload_hash: get_str(d, "payload_hash")?,
         hash: get_str(d, "hash")?,
     })
-}
-
-/// A snapshot row's `_id`.
-fn impact_id(tenant: &str, artifact: &str, key: &str) -> Document {
-    doc! { "tenant": tenant, "artifact": artifact, "key": key }
 }
 
 /// Commit the session's transaction when `out` is a success that `keep`
@@ -388,12 +387,11 @@ impl MongoStore {
         }
 
         let impact = self.coll("impact");
-        for batch in commit.snapshot_changes().chunks(BATCH) {
-            let ids: Vec<Document> = batch
-                .iter()
-                .map(|c| impact_id(&c.finding.tenant, &c.finding.artifact, &c.key))
-                .collect();
-            let mut present: Vec<(Document, i64)> = Vec::new();
+        // A row's key hashes the whole row, tenant and artifact included, so
+        // it is the document id.
+        for batch in commit.snapshot_changes().chunks(LOOKUP) {
+            let ids: Vec<&str> = batch.iter().map(|c| c.key.as_str()).collect();
+            let mut present: BTreeMap<String, i64> = BTreeMap::new();
             let mut cursor = impact
                 .find(doc! {"_id": {"$in": ids.clone()}})
                 .projection(doc! {"count": 1})
@@ -402,15 +400,15 @@ impl MongoStore {
                 .map_err(be)?;
             while cursor.advance(&mut *s).await.map_err(be)? {
                 let d = cursor.deserialize_current().map_err(be)?;
-                let id = d.get_document("_id").cloned().unwrap_or_default();
-                present.push((id, d.get_i64("count").unwrap_or(0)));
+                present.insert(get_str(&d, "_id")?, d.get_i64("count").unwrap_or(0));
             }
             let mut inserts = Vec::new();
             let mut removals = Vec::new();
-            for (change, id) in batch.iter().zip(ids) {
+            for change in batch {
                 let f = &change.finding;
-                match present.iter().find(|(p, _)| *p == id) {
-                    Some((_, count)) if count + change.diff <= 0 => removals.push(id),
+                let id = change.key.as_str();
+                match present.get(id) {
+                    Some(count) if count + change.diff <= 0 => removals.push(id),
                     Some(_) => {
                         impact
                             .update_one(doc! {"_id": id}, doc! {"$inc": {"count": change.diff}})
@@ -450,7 +448,7 @@ impl MongoStore {
 
         let jobs = self.coll("jobs");
         let mut new_jobs = 0;
-        for batch in commit.jobs.chunks(BATCH) {
+        for batch in commit.jobs.chunks(LOOKUP) {
             let ids: Vec<&str> = batch.iter().map(|j| j.id.as_str()).collect();
             let mut known = BTreeSet::new();
             let mut cursor = jobs
