@@ -12,8 +12,8 @@
 use crate::model::{link_hash, LedgerEntry, LedgerPayload, GENESIS};
 use crate::store::{Store, StoreError};
 
-/// Entries read per store call.
-const PAGE: usize = 256;
+/// Entries read per store call (a backfill window's entry can be large).
+const PAGE: usize = 64;
 
 /// Why an entry does not belong to the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,4 +159,103 @@ pub async fn verify(store: &dyn Store) -> Result<Verdict, StoreError> {
         entries: verified,
         head: prev,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three linked entries over real payload bytes.
+    fn chain() -> Vec<(LedgerEntry, Vec<u8>)> {
+        let mut out: Vec<(LedgerEntry, Vec<u8>)> = Vec::new();
+        for (window, seq) in [(1, 10), (2, 12), (5, 20)] {
+            let payload = LedgerPayload {
+                window,
+                seq,
+                deltas: Vec::new(),
+            }
+            .to_bytes();
+            let entry = LedgerEntry::next(out.last().map(|(e, _)| e), window, seq, &payload);
+            out.push((entry, payload));
+        }
+        out
+    }
+
+    fn first_break(chain: &[(LedgerEntry, Vec<u8>)]) -> Option<(usize, ChainBreak)> {
+        let mut prev = None;
+        for (i, (entry, payload)) in chain.iter().enumerate() {
+            if let Err(reason) = check_entry(prev, entry, payload) {
+                return Some((i, reason));
+            }
+            prev = Some(entry);
+        }
+        None
+    }
+
+    #[test]
+    fn each_kind_of_break_is_named() {
+        assert_eq!(first_break(&chain()), None);
+
+        let mut c = chain();
+        c.remove(1);
+        assert!(matches!(
+            first_break(&c),
+            Some((
+                1,
+                ChainBreak::Index {
+                    expected: 1,
+                    found: 2
+                }
+            ))
+        ));
+
+        let mut c = chain();
+        c[1].0.prev_hash = c[0].0.payload_hash.clone();
+        assert!(matches!(
+            first_break(&c),
+            Some((1, ChainBreak::PrevHash { .. }))
+        ));
+
+        let mut c = chain();
+        c[2].1 = b"{\"window\":5,\"seq\":20,\"deltas\":[ ]}".to_vec();
+        assert!(matches!(
+            first_break(&c),
+            Some((2, ChainBreak::PayloadHash { .. }))
+        ));
+
+        // A new payload with its true hash, but not relinked: the link breaks.
+        let mut c = chain();
+        c[0].1 = b"{\"window\":1,\"seq\":10,\"deltas\":[]} ".to_vec();
+        c[0].0.payload_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&c[0].1));
+        assert!(matches!(
+            first_break(&c),
+            Some((0, ChainBreak::Hash { .. }))
+        ));
+
+        // A fully relinked forgery that moves a window is still caught.
+        let mut c = chain();
+        let forged = LedgerPayload {
+            window: 1,
+            seq: 10,
+            deltas: Vec::new(),
+        }
+        .to_bytes();
+        c[2] = (LedgerEntry::next(Some(&c[1].0), 1, 10, &forged), forged);
+        assert!(matches!(
+            first_break(&c),
+            Some((2, ChainBreak::Position(_)))
+        ));
+
+        let mut c = chain();
+        c[1].0.hash = c[1].0.payload_hash.clone();
+        assert!(matches!(
+            first_break(&c),
+            Some((1, ChainBreak::Hash { .. }))
+        ));
+
+        let mut c = chain();
+        c[0] = (LedgerEntry::next(None, 1, 10, b"[]"), b"[]".to_vec());
+        c[1].0 = LedgerEntry::next(Some(&c[0].0), 2, 12, &c[1].1);
+        assert!(matches!(first_break(&c), Some((0, ChainBreak::Payload(_)))));
+    }
 }
