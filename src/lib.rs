@@ -8,10 +8,12 @@
 
 pub mod attest;
 pub mod bench;
+pub mod core;
 pub mod engine;
 pub mod fleet;
 pub mod formats;
 pub mod model;
 pub mod samples;
 pub mod scan;
+pub mod store;
 pub mod versions;

@@ -405,7 +405,7 @@ fn dsse_every_shared_example_is_accounted_for() {
 use recheck::attest::keys::SigningKey;
 use recheck::attest::statement::{self, COMPLETION_PREDICATE_TYPE};
 use recheck::model::{
-    CompletionEvent, Direction, Finding, JobReason, ReasonSource, Scope, Verdict,
+    CompletionEvent, Direction, Finding, FindingStatus, JobReason, Scope, Verdict,
 };
 
 /// The findings of the bundled sample fleet (real advisories and SBOMs),
@@ -440,13 +440,15 @@ fn sample_event(findings: &[Finding]) -> CompletionEvent {
         window: 42,
         reasons: vec![
             JobReason {
-                source: ReasonSource::Vex,
-                id: "payments-api.openvex.json".into(),
+                advisory: "PYSEC-2023-74".into(),
+                vulnerability: "CVE-2023-32681".into(),
+                status: FindingStatus::Affected,
                 direction: Direction::Removed,
             },
             JobReason {
-                source: ReasonSource::Advisory,
-                id: "PYSEC-2022-203".into(),
+                advisory: "PYSEC-2022-203".into(),
+                vulnerability: "CVE-2022-36087".into(),
+                status: FindingStatus::Affected,
                 direction: Direction::Added,
             },
         ],
@@ -521,8 +523,9 @@ fn completion_statement_bytes_are_pinned() {
         r#"","explainTrace":{"sha256":"2222222222222222222222222222222222222222222222222222222222222222"},"#,
         r#""findings":{"sha256":"1111111111111111111111111111111111111111111111111111111111111111"},"#,
         r#""jobId":"4b1f0a6c9e4b1f0a6c9e4b1f0a6c9e4b1f0a6c9e4b1f0a6c9e4b1f0a6c9e0123","policyVersion":"default@1","#,
-        r#""reasons":[{"direction":"added","id":"PYSEC-2022-203","source":"advisory"},"#,
-        r#"{"direction":"removed","id":"payments-api.openvex.json","source":"vex"}],"tenant":"acme","verdict":"fail","window":42},"#,
+        r#""reasons":[{"advisory":"PYSEC-2022-203","direction":"added","status":"affected","vulnerability":"CVE-2022-36087"},"#,
+        r#"{"advisory":"PYSEC-2023-74","direction":"removed","status":"affected","vulnerability":"CVE-2023-32681"}],"#,
+        r#""tenant":"acme","verdict":"fail","window":42},"#,
         r#""predicateType":"https://recheck.dev/completion/v1","subject":[{"digest":{"sha256":""#,
         "abababababababababababababababababababababababababababababababab",
         r#""},"name":"registry.example.com/payments-api@sha256:"#,

@@ -7,6 +7,7 @@ mod demo;
 mod engine_args;
 mod inputs;
 mod keygen;
+mod ledger;
 mod scan;
 mod verify;
 mod version_order;
@@ -38,6 +39,8 @@ enum Command {
     Backfill(backfill::BackfillArgs),
     /// Measure the engine against its baselines; prints one JSON document.
     Bench(bench::BenchArgs),
+    /// Inspect a store's delta ledger (`verify`: check its hash chain).
+    Ledger(ledger::LedgerArgs),
     /// Sort versions read from stdin (one per line) in an ecosystem's order.
     VersionOrder(version_order::VersionOrderArgs),
     /// Make the ed25519 key pair that signs completion events (private key
@@ -54,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan::run(args),
         Command::Backfill(args) => backfill::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Ledger(args) => ledger::run(args),
         Command::VersionOrder(args) => version_order::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Verify(args) => verify::run(args),

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::JobReason;
+
 /// The result of one recheck job for one artifact. Digests are lower-case hex
 /// sha256 of the canonical JSON of what they name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,31 +39,4 @@ pub enum Verdict {
     Pass,
     Warn,
     Fail,
-}
-
-/// One input change behind a job: which document changed and whether it
-/// added or removed findings of the artifact.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct JobReason {
-    pub source: ReasonSource,
-    /// Advisory id, VEX document name, SBOM artifact id or policy version.
-    pub id: String,
-    pub direction: Direction,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReasonSource {
-    Advisory,
-    Vex,
-    Sbom,
-    Policy,
-}
-
-/// The sign of the impact delta: a finding appeared, or went away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Added,
-    Removed,
 }

@@ -1,21 +1,33 @@
 //! The domain types every other layer speaks: advisories, components, VEX
-//! statements, findings, completion events. They are plain data (serde only)
-//! so that parsers, the reference matcher, the engine and the stores agree on
-//! one shape.
+//! statements, findings, and what the durable core and the worker make of
+//! them (impact deltas, ledger entries, recheck jobs, schedules, completion
+//! events). They are plain data (serde, plus sha256 for the ids that must
+//! agree everywhere) so that parsers, the reference matcher, the engine and
+//! the stores agree on one shape.
 
 mod advisory;
 mod completion;
+mod event;
 mod finding;
+mod impact;
+mod job;
+mod ledger;
 mod sbom;
+mod schedule;
 mod vex;
 
 pub use advisory::{
     Advisory, AffectedPackage, AffectedRange, RangeEvent, RangeKind, Rating, Severity,
     SeverityScore,
 };
-pub use completion::{CompletionEvent, Direction, JobReason, ReasonSource, Verdict};
+pub use completion::{CompletionEvent, Verdict};
+pub use event::StoredEvent;
 pub use finding::{Finding, FindingStatus, MatchReason};
+pub use impact::{purl_base, ImpactDelta, ImpactFinding};
+pub use job::{Direction, JobKind, JobReason, JobState, JobTransition, Priority, RecheckJob};
+pub use ledger::{link_hash, LedgerEntry, LedgerPayload, LedgerRecord, GENESIS};
 pub use sbom::{Artifact, Component, RuntimeState, Sbom, SbomFormat};
+pub use schedule::{Run, RunState, RunTrigger, Schedule, ScheduleMode};
 pub use vex::{VexProduct, VexStatement, VexStatus};
 
 use serde::{Deserialize, Serialize};

@@ -25,12 +25,12 @@ pub fn shared_data() -> Option<PathBuf> {
     None
 }
 
-/// Announces a skipped test loudly; under `CI=true` a skip is a failure
-/// (whatever is missing, CI must have installed it).
+/// A loud SKIP line for something a test needs and does not have (data, a
+/// service: `msg` names the variable to set); under `CI=true` a failure.
 pub fn skip(msg: &str) {
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "{msg} (CI=true: a skip is a failure)"
+        "{msg} (CI=true: what a test needs must be there)"
     );
     // Straight to the stderr handle: the harness captures `eprintln!` of a
     // passing test, and a skip must be seen. One write, so that parallel

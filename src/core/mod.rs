@@ -1,0 +1,5 @@
+//! The scheduler core: what turns the engine's windows into durable state
+//! (input log, ledger, cursors, planner, schedules, replay), on top of a
+//! [`crate::store::Store`].
+
+pub mod ledger;
