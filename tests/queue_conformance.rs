@@ -1,0 +1,525 @@
+//! The one conformance suite every queue backend passes: the in-process queue
+//! always, NATS JetStream and Redis Streams against the real servers
+//! (`RECHECK_NATS_URL`, `RECHECK_REDIS_URL`, defaulting to the local ones).
+//! An unreachable server is a loud SKIP, and a failure under `CI=true`.
+//!
+//! Each test uses its own prefix (stream names, subjects, keys), purges it
+//! before it starts (leftovers of an aborted run) and after it ends.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use recheck::queue::{
+    self, Delivery, Depth, Enqueued, ErrorKind, Priority, Queue, QueueOptions, QueuedJob,
+    TenantLimits,
+};
+
+/// Short leases keep the suite quick; long enough that a busy machine does
+/// not expire a lease before the test acts on it.
+const LEASE: Duration = Duration::from_millis(1500);
+
+fn url(backend: &str) -> Option<(String, &'static str)> {
+    let (var, default) = match backend {
+        "memory" => return Some(("memory://".into(), "")),
+        "nats" => ("RECHECK_NATS_URL", "nats://127.0.0.1:4222"),
+        "redis" => ("RECHECK_REDIS_URL", "redis://127.0.0.1:6379"),
+        other => panic!("unknown backend {other}"),
+    };
+    Some((std::env::var(var).unwrap_or_else(|_| default.into()), var))
+}
+
+/// The backend's queue with a prefix of its own, purged; `None` after a loud
+/// SKIP when the server is unreachable (a failure under CI=true).
+async fn open(
+    backend: &str,
+    test: &str,
+    tweak: impl FnOnce(&mut QueueOptions),
+) -> Option<Arc<dyn Queue>> {
+    let (url, var) = url(backend)?;
+    let mut options = QueueOptions {
+        prefix: format!("rqtest_{backend}_{test}"),
+        lease: LEASE,
+        max_deliver: 5,
+        dedup_window: Duration::from_secs(60),
+        tenant_limits: TenantLimits::default(),
+    };
+    tweak(&mut options);
+    match queue::open(&url, options).await {
+        Ok(q) => {
+            q.purge().await.unwrap();
+            Some(q)
+        }
+        Err(e) if e.kind == ErrorKind::Connect => {
+            let msg = format!("{backend} queue at {url} unreachable ({e}): set {var}");
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{msg} (CI=true: an unreachable service is a failure)"
+            );
+            let line = format!("\n!!!!! SKIP {test} on {backend}: {msg} !!!!!\n");
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            None
+        }
+        Err(e) => panic!("opening {backend} queue: {e}"),
+    }
+}
+
+fn at(hours: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_767_225_600 + hours * 3600, 0).unwrap()
+}
+
+fn job(n: u32, tenant: &str, priority: Priority, deadline: DateTime<Utc>) -> QueuedJob {
+    // Ids shaped like the planner's (sha256 hex), payload like a job's JSON.
+    let job_id = format!("{n:08x}{}", "ab".repeat(28));
+    let payload = format!(r#"{{"job_id":"{job_id}","tenant":"{tenant}","n":{n}}}"#);
+    QueuedJob {
+        job_id,
+        attempt: 1,
+        tenant: tenant.into(),
+        priority,
+        deadline,
+        payload: payload.into_bytes(),
+    }
+}
+
+fn n_of(d: &Delivery) -> u32 {
+    u32::from_str_radix(&d.job.job_id[..8], 16).unwrap()
+}
+
+/// Lease until `want` deliveries arrived or `timeout` passed.
+async fn lease_until(
+    q: &dyn Queue,
+    consumer: &str,
+    want: usize,
+    timeout: Duration,
+) -> Vec<Delivery> {
+    let end = Instant::now() + timeout;
+    let mut got = Vec::new();
+    while got.len() < want && Instant::now() < end {
+        let batch = q.lease(consumer, want - got.len()).await.unwrap();
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        got.extend(batch);
+    }
+    got
+}
+
+async fn enqueue_all(q: &dyn Queue, jobs: impl IntoIterator<Item = QueuedJob>) {
+    for j in jobs {
+        assert_eq!(q.enqueue(j).await.unwrap(), Enqueued::Accepted);
+    }
+}
+
+/// Jobs survive a consumer that takes them and disappears: every job is
+/// eventually acked, the abandoned ones on their second delivery.
+async fn at_least_once_delivery(backend: &str) {
+    let Some(q) = open(backend, "alo", |_| {}).await else {
+        return;
+    };
+    let tenants = ["acme", "globex"];
+    enqueue_all(
+        &*q,
+        (0..20).map(|n| job(n, tenants[n as usize % 2], Priority::Normal, at(n as i64))),
+    )
+    .await;
+    let first = lease_until(&*q, "crashy", 10, Duration::from_secs(5)).await;
+    assert_eq!(first.len(), 10);
+    let mut acked = BTreeMap::new();
+    let mut abandoned = BTreeSet::new();
+    for d in first {
+        assert_eq!(d.deliveries, 1);
+        if n_of(&d) % 2 == 0 {
+            q.ack(&d.token).await.unwrap();
+            acked.insert(n_of(&d), d.deliveries);
+        } else {
+            abandoned.insert(n_of(&d));
+        }
+    }
+    // The other worker drains everything, including what "crashy" dropped.
+    let end = Instant::now() + Duration::from_secs(15);
+    while acked.len() < 20 && Instant::now() < end {
+        for d in lease_until(&*q, "steady", 20, Duration::from_millis(200)).await {
+            assert!(
+                acked.insert(n_of(&d), d.deliveries).is_none(),
+                "job {} acked twice",
+                n_of(&d)
+            );
+            q.ack(&d.token).await.unwrap();
+        }
+    }
+    assert_eq!(
+        acked.keys().copied().collect::<Vec<_>>(),
+        (0..20).collect::<Vec<_>>()
+    );
+    for (n, deliveries) in &acked {
+        let expected = if abandoned.contains(n) { 2 } else { 1 };
+        assert_eq!(*deliveries, expected, "deliveries of job {n}");
+    }
+    for t in tenants {
+        assert_eq!(q.depth(t).await.unwrap(), Depth::default(), "depth of {t}");
+    }
+    q.purge().await.unwrap();
+}
+
+/// The same (job id, attempt) twice is one delivery; a new attempt is not a
+/// duplicate; an acked job enqueued again within the window stays a duplicate.
+async fn deduplication(backend: &str) {
+    let Some(q) = open(backend, "dedup", |_| {}).await else {
+        return;
+    };
+    let j = job(1, "acme", Priority::High, at(1));
+    assert_eq!(q.enqueue(j.clone()).await.unwrap(), Enqueued::Accepted);
+    assert_eq!(q.enqueue(j.clone()).await.unwrap(), Enqueued::Duplicate);
+    let retry = QueuedJob {
+        attempt: 2,
+        ..j.clone()
+    };
+    assert_eq!(q.enqueue(retry.clone()).await.unwrap(), Enqueued::Accepted);
+    assert_eq!(q.depth("acme").await.unwrap().pending, 2);
+
+    let got = lease_until(&*q, "w", 3, Duration::from_secs(1)).await;
+    let mut attempts: Vec<u32> = got.iter().map(|d| d.job.attempt).collect();
+    attempts.sort();
+    assert_eq!(attempts, vec![1, 2]);
+    let first = got.iter().find(|d| d.job.attempt == 1).unwrap();
+    assert_eq!(first.job, j, "the job comes back unchanged");
+    for d in &got {
+        q.ack(&d.token).await.unwrap();
+    }
+    assert_eq!(q.enqueue(j).await.unwrap(), Enqueued::Duplicate);
+    assert!(q.lease("w", 10).await.unwrap().is_empty());
+    q.purge().await.unwrap();
+}
+
+/// An un-acked lease expires and the job comes back; `extend` holds it; an
+/// acked job never comes back.
+async fn lease_expiry_and_redelivery(backend: &str) {
+    let Some(q) = open(backend, "lease", |_| {}).await else {
+        return;
+    };
+    q.enqueue(job(7, "acme", Priority::Normal, at(3)))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let d1 = lease_until(&*q, "a", 1, Duration::from_secs(1))
+        .await
+        .remove(0);
+    assert_eq!((n_of(&d1), d1.deliveries), (7, 1));
+    assert!(
+        q.lease("b", 1).await.unwrap().is_empty(),
+        "leased job handed out twice"
+    );
+    assert_eq!(
+        q.depth("acme").await.unwrap(),
+        Depth {
+            pending: 0,
+            leased: 1,
+            dead_lettered: 0
+        }
+    );
+
+    // A heartbeat two thirds into the lease carries it past its first end.
+    tokio::time::sleep(LEASE * 2 / 3).await;
+    q.extend(&d1.token).await.unwrap();
+    tokio::time::sleep(LEASE / 2).await;
+    assert!(
+        q.lease("b", 1).await.unwrap().is_empty(),
+        "extended lease expired"
+    );
+
+    let d2 = lease_until(&*q, "b", 1, LEASE * 3).await.remove(0);
+    assert!(
+        started.elapsed() >= LEASE * 7 / 6,
+        "redelivered before the extended lease ended"
+    );
+    assert_eq!((n_of(&d2), d2.deliveries), (7, 2));
+    assert_eq!(d2.job, d1.job);
+    q.ack(&d2.token).await.unwrap();
+    assert!(lease_until(&*q, "b", 1, LEASE + Duration::from_millis(500))
+        .await
+        .is_empty());
+    assert_eq!(q.depth("acme").await.unwrap(), Depth::default());
+    q.purge().await.unwrap();
+}
+
+/// `nak` with a delay hides the job for that long; `nak` without one hands it
+/// out again at once.
+async fn nak_with_delay(backend: &str) {
+    let Some(q) = open(backend, "nak", |_| {}).await else {
+        return;
+    };
+    q.enqueue(job(3, "acme", Priority::High, at(1)))
+        .await
+        .unwrap();
+    let d1 = lease_until(&*q, "w", 1, Duration::from_secs(1))
+        .await
+        .remove(0);
+    let delay = Duration::from_millis(1000);
+    let nacked = Instant::now();
+    q.nak(&d1.token, delay).await.unwrap();
+    assert!(
+        q.lease("w", 1).await.unwrap().is_empty(),
+        "delayed job handed out early"
+    );
+    let d2 = lease_until(&*q, "w", 1, delay * 4).await.remove(0);
+    assert!(
+        nacked.elapsed() >= delay * 9 / 10,
+        "delay not honoured: {:?}",
+        nacked.elapsed()
+    );
+    assert_eq!((n_of(&d2), d2.deliveries), (3, 2));
+
+    let nacked = Instant::now();
+    q.nak(&d2.token, Duration::ZERO).await.unwrap();
+    let d3 = lease_until(&*q, "w", 1, LEASE / 2).await.remove(0);
+    assert!(nacked.elapsed() < LEASE / 2);
+    assert_eq!(d3.deliveries, 3);
+    q.ack(&d3.token).await.unwrap();
+    q.purge().await.unwrap();
+}
+
+/// A dead-lettered job leaves circulation with its reason, is listed, and a
+/// replay puts it back; a job that keeps failing is dead-lettered by the queue
+/// itself after `max_deliver` deliveries.
+async fn dead_letter_and_replay(backend: &str) {
+    let Some(q) = open(backend, "dlq", |o| o.max_deliver = 2).await else {
+        return;
+    };
+    let a = job(1, "acme", Priority::High, at(1));
+    let b = job(2, "acme", Priority::Normal, at(9));
+    enqueue_all(&*q, [a.clone(), b.clone()]).await;
+    let d = lease_until(&*q, "w", 1, Duration::from_secs(1))
+        .await
+        .remove(0);
+    assert_eq!(d.job, a);
+    q.dead_letter(&d.token, "executor: HTTP 400 Bad Request")
+        .await
+        .unwrap();
+
+    let dead = q.list_dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].job, a);
+    assert_eq!(dead[0].reason, "executor: HTTP 400 Bad Request");
+    assert_eq!(dead[0].deliveries, 1);
+    assert!((Utc::now() - dead[0].dead_lettered_at).num_seconds().abs() < 60);
+    assert_eq!(
+        q.depth("acme").await.unwrap(),
+        Depth {
+            pending: 1,
+            leased: 0,
+            dead_lettered: 1
+        }
+    );
+
+    let rest = lease_until(&*q, "w", 2, Duration::from_millis(500)).await;
+    assert_eq!(
+        rest.iter().map(|d| d.job.clone()).collect::<Vec<_>>(),
+        vec![b.clone()]
+    );
+    q.ack(&rest[0].token).await.unwrap();
+
+    q.replay_dead_letter(&dead[0].id).await.unwrap();
+    assert!(q.list_dead_letters(10).await.unwrap().is_empty());
+    let again = lease_until(&*q, "w", 1, Duration::from_secs(1))
+        .await
+        .remove(0);
+    assert_eq!((again.job.clone(), again.deliveries), (a, 1));
+    q.ack(&again.token).await.unwrap();
+    let err = q.replay_dead_letter(&dead[0].id).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+
+    // Poison job: two deliveries allowed, the third is a dead letter.
+    let c = job(3, "acme", Priority::Normal, at(10));
+    q.enqueue(c.clone()).await.unwrap();
+    for round in 1..=2 {
+        let d = lease_until(&*q, "w", 1, Duration::from_secs(1))
+            .await
+            .remove(0);
+        assert_eq!((d.job.clone(), d.deliveries), (c.clone(), round));
+        q.nak(&d.token, Duration::ZERO).await.unwrap();
+    }
+    assert!(lease_until(&*q, "w", 1, Duration::from_millis(500))
+        .await
+        .is_empty());
+    let dead = q.list_dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].job, c);
+    assert_eq!(dead[0].deliveries, 2);
+    assert!(
+        dead[0].reason.contains("max_deliver 2"),
+        "{}",
+        dead[0].reason
+    );
+    assert_eq!(
+        q.depth("acme").await.unwrap(),
+        Depth {
+            pending: 0,
+            leased: 0,
+            dead_lettered: 1
+        }
+    );
+    q.purge().await.unwrap();
+}
+
+/// Within a tenant the most urgent work goes first, whatever the enqueue
+/// order across classes (within a class jobs arrive in deadline order, as the
+/// planner produces them: see the `queue` module docs).
+async fn edf_within_tenant(backend: &str) {
+    let Some(q) = open(backend, "edf", |_| {}).await else {
+        return;
+    };
+    let plan = [
+        (1, Priority::Normal, 24),
+        (2, Priority::High, 4),
+        (3, Priority::Emergency, 1),
+        (4, Priority::Normal, 25),
+        (5, Priority::High, 5),
+        (6, Priority::Emergency, 2),
+    ];
+    enqueue_all(&*q, plan.map(|(n, p, h)| job(n, "acme", p, at(h)))).await;
+    let mut order = Vec::new();
+    // One at a time, then the rest in one batch: both orders agree.
+    for _ in 0..3 {
+        let d = lease_until(&*q, "w", 1, Duration::from_secs(1))
+            .await
+            .remove(0);
+        order.push(n_of(&d));
+        q.ack(&d.token).await.unwrap();
+    }
+    for d in lease_until(&*q, "w", 3, Duration::from_secs(1)).await {
+        order.push(n_of(&d));
+        q.ack(&d.token).await.unwrap();
+    }
+    assert_eq!(order, vec![3, 6, 2, 5, 1, 4]);
+    q.purge().await.unwrap();
+}
+
+/// A tenant with a big backlog does not starve one with a small one: a batch
+/// lease takes from both in turn, and single leases alternate.
+async fn fairness_across_tenants(backend: &str) {
+    let Some(q) = open(backend, "fair", |_| {}).await else {
+        return;
+    };
+    enqueue_all(
+        &*q,
+        (0..8).map(|n| job(n, "big", Priority::Normal, at(n as i64))),
+    )
+    .await;
+    enqueue_all(
+        &*q,
+        (10..12).map(|n| job(n, "small", Priority::Normal, at(n as i64))),
+    )
+    .await;
+    let batch = lease_until(&*q, "w", 4, Duration::from_secs(1)).await;
+    let mut per: BTreeMap<String, usize> = BTreeMap::new();
+    for d in &batch {
+        *per.entry(d.job.tenant.clone()).or_default() += 1;
+        q.ack(&d.token).await.unwrap();
+    }
+    assert_eq!(
+        per,
+        BTreeMap::from([("big".into(), 2), ("small".into(), 2)])
+    );
+
+    // "small" is empty now; two more of it arrive while "big" has 6 left.
+    enqueue_all(
+        &*q,
+        (12..14).map(|n| job(n, "small", Priority::Normal, at(n as i64))),
+    )
+    .await;
+    let mut tenants = Vec::new();
+    for _ in 0..4 {
+        let d = lease_until(&*q, "w", 1, Duration::from_secs(1))
+            .await
+            .remove(0);
+        tenants.push(d.job.tenant.clone());
+        q.ack(&d.token).await.unwrap();
+    }
+    assert!(
+        tenants.windows(2).all(|w| w[0] != w[1]),
+        "single leases did not alternate: {tenants:?}"
+    );
+    q.purge().await.unwrap();
+}
+
+/// A tenant at its concurrency limit is skipped (others are not held up) until
+/// one of its leases ends.
+async fn tenant_concurrency_limit(backend: &str) {
+    let Some(q) = open(backend, "limit", |o| {
+        o.tenant_limits.per_tenant.insert("capped".into(), 2);
+    })
+    .await
+    else {
+        return;
+    };
+    enqueue_all(
+        &*q,
+        (0..5).map(|n| job(n, "capped", Priority::Normal, at(n as i64))),
+    )
+    .await;
+    enqueue_all(
+        &*q,
+        (10..13).map(|n| job(n, "free", Priority::Normal, at(n as i64))),
+    )
+    .await;
+    let got = lease_until(&*q, "w", 5, Duration::from_secs(1)).await;
+    let capped: Vec<&Delivery> = got.iter().filter(|d| d.job.tenant == "capped").collect();
+    assert_eq!((capped.len(), got.len() - capped.len()), (2, 3));
+    assert!(
+        q.lease("w2", 10).await.unwrap().is_empty(),
+        "limit not held"
+    );
+    assert_eq!(
+        q.depth("capped").await.unwrap(),
+        Depth {
+            pending: 3,
+            leased: 2,
+            dead_lettered: 0
+        }
+    );
+
+    q.ack(&capped[0].token).await.unwrap();
+    let more = lease_until(&*q, "w2", 1, Duration::from_millis(500)).await;
+    assert_eq!(more.len(), 1);
+    assert_eq!(more[0].job.tenant, "capped");
+    assert!(
+        q.lease("w2", 10).await.unwrap().is_empty(),
+        "limit not held after an ack"
+    );
+    q.purge().await.unwrap();
+}
+
+macro_rules! conformance {
+    ($backend:ident: $($test:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(stringify!($backend)).await
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! suite {
+    ($($backend:ident),*) => {
+        $(
+            conformance!($backend:
+                at_least_once_delivery,
+                deduplication,
+                lease_expiry_and_redelivery,
+                nak_with_delay,
+                dead_letter_and_replay,
+                edf_within_tenant,
+                fairness_across_tenants,
+                tenant_concurrency_limit,
+            );
+        )*
+    };
+}
+
+suite!(memory);
