@@ -522,4 +522,4 @@ macro_rules! suite {
     };
 }
 
-suite!(memory);
+suite!(memory, redis);

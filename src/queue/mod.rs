@@ -26,6 +26,7 @@
 //! - a tenant at its concurrency limit ([`TenantLimits`]) is skipped.
 
 pub mod memory;
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -289,6 +290,7 @@ pub async fn open(url: &str, options: QueueOptions) -> Result<Arc<dyn Queue>, Qu
     let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
     match scheme {
         "memory" => Ok(Arc::new(memory::MemoryQueue::new(options))),
+        "redis" => Ok(Arc::new(redis::RedisQueue::connect(url, options).await?)),
         _ => Err(QueueError::new(
             ErrorKind::Config,
             format!("unknown queue URL {url:?}: expected memory://, nats:// or redis://"),
