@@ -131,7 +131,7 @@ async fn at_least_once_delivery(backend: &str) {
     let mut abandoned = BTreeSet::new();
     for d in first {
         assert_eq!(d.deliveries, 1);
-        if n_of(&d) % 2 == 0 {
+        if n_of(&d).is_multiple_of(2) {
             q.ack(&d.token).await.unwrap();
             acked.insert(n_of(&d), d.deliveries);
         } else {
@@ -489,6 +489,27 @@ async fn tenant_concurrency_limit(backend: &str) {
         q.lease("w2", 10).await.unwrap().is_empty(),
         "limit not held after an ack"
     );
+
+    // Both workers "crash": their expired leases stop counting, and the jobs
+    // come back (most urgent first) without the limit being exceeded.
+    tokio::time::sleep(LEASE).await;
+    let back = lease_until(&*q, "w3", 5, LEASE * 2).await;
+    let mut capped: Vec<(u32, u32)> = back
+        .iter()
+        .filter(|d| d.job.tenant == "capped")
+        .map(|d| (n_of(d), d.deliveries))
+        .collect();
+    capped.sort();
+    assert_eq!(
+        capped,
+        vec![(1, 2), (2, 2)],
+        "redelivered jobs of the capped tenant"
+    );
+    assert_eq!(back.len(), 5, "3 jobs of the free tenant come back too");
+    assert!(
+        q.lease("w3", 10).await.unwrap().is_empty(),
+        "limit not held after expiry"
+    );
     q.purge().await.unwrap();
 }
 
@@ -522,4 +543,4 @@ macro_rules! suite {
     };
 }
 
-suite!(memory, redis);
+suite!(memory, nats, redis);

@@ -87,6 +87,35 @@ impl MemoryQueue {
     }
 }
 
+impl MemoryQueue {
+    /// The tenant's most urgent job if it is below its limit, counted as one
+    /// more delivery; jobs out of deliveries are dead-lettered on the way.
+    fn take_one(&self, st: &mut State, tenant: &str) -> Option<(u64, QueuedJob, u32)> {
+        loop {
+            let tq = st.tenants.get_mut(tenant)?;
+            if self
+                .options
+                .tenant_limits
+                .limit(tenant)
+                .is_some_and(|limit| tq.leased >= u64::from(limit))
+            {
+                return None;
+            }
+            let Reverse((_, _, id)) = tq.ready.pop()?;
+            let Some(e) = st.entries.get_mut(&id) else {
+                continue;
+            };
+            if e.deliveries >= self.options.max_deliver {
+                let reason = max_deliver_reason(e.deliveries, self.options.max_deliver);
+                st.bury(id, reason);
+                continue;
+            }
+            e.deliveries += 1;
+            return Some((id, e.job.clone(), e.deliveries));
+        }
+    }
+}
+
 impl State {
     fn release_due(&mut self, now: Instant) {
         let expired: Vec<u64> = self
@@ -219,36 +248,13 @@ impl Queue for MemoryQueue {
         let names: Vec<String> = st.tenants.keys().cloned().collect();
         let mut rr = RoundRobin::new(names.len(), st.cursor, max);
         let mut out = Vec::new();
-        while let Some(t) = rr.next() {
-            let found = loop {
-                let Some(tq) = st.tenants.get_mut(&names[t]) else {
-                    break None;
+        while let Some((t, quota)) = rr.next() {
+            let mut taken = 0;
+            while taken < quota {
+                let Some((id, job, deliveries)) = self.take_one(&mut st, &names[t]) else {
+                    break;
                 };
-                if self
-                    .options
-                    .tenant_limits
-                    .limit(&names[t])
-                    .is_some_and(|limit| tq.leased >= u64::from(limit))
-                {
-                    break None;
-                }
-                let Some(Reverse((_, _, id))) = tq.ready.pop() else {
-                    break None;
-                };
-                let Some(e) = st.entries.get_mut(&id) else {
-                    continue;
-                };
-                if e.deliveries >= self.options.max_deliver {
-                    let reason = max_deliver_reason(e.deliveries, self.options.max_deliver);
-                    st.bury(id, reason);
-                    continue;
-                }
-                e.deliveries += 1;
-                let delivery = (id, e.job.clone(), e.deliveries);
-                break Some(delivery);
-            };
-            rr.took(t, found.is_some());
-            if let Some((id, job, deliveries)) = found {
+                taken += 1;
                 let generation = st.next_id;
                 st.next_id += 1;
                 st.leases.insert(
@@ -267,6 +273,7 @@ impl Queue for MemoryQueue {
                     deliveries,
                 });
             }
+            rr.took(t, taken);
         }
         st.cursor = rr.cursor();
         Ok(out)

@@ -26,6 +26,7 @@
 //! - a tenant at its concurrency limit ([`TenantLimits`]) is skipped.
 
 pub mod memory;
+pub mod nats;
 pub mod redis;
 
 use std::collections::BTreeMap;
@@ -290,6 +291,7 @@ pub async fn open(url: &str, options: QueueOptions) -> Result<Arc<dyn Queue>, Qu
     let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
     match scheme {
         "memory" => Ok(Arc::new(memory::MemoryQueue::new(options))),
+        "nats" => Ok(Arc::new(nats::NatsQueue::connect(url, options).await?)),
         "redis" => Ok(Arc::new(redis::RedisQueue::connect(url, options).await?)),
         _ => Err(QueueError::new(
             ErrorKind::Config,
@@ -351,9 +353,11 @@ impl QueueError {
 /// Round-robin over tenants: one job per tenant per turn, a tenant dropping
 /// out once it has nothing (or is at its limit), until `max` jobs are taken or
 /// no tenant is left. Backends drive it: `next` names the tenant (an index
-/// into their sorted tenant list) to take one job from, `took` reports whether
-/// it had one. The rotation carries over between leases (`cursor`), so
-/// consecutive leases of one job each alternate between tenants too.
+/// into their sorted tenant list) and how many it may give this turn (one,
+/// or all that is left once it is the only tenant, so a backend can fetch
+/// those in one round trip); `took` reports how many it gave. The rotation
+/// carries over between leases (`cursor`), so consecutive leases of one job
+/// each alternate between tenants too.
 struct RoundRobin {
     n: usize,
     turns: std::collections::VecDeque<usize>,
@@ -372,16 +376,22 @@ impl RoundRobin {
         }
     }
 
-    fn next(&mut self) -> Option<usize> {
+    fn next(&mut self) -> Option<(usize, usize)> {
         if self.remaining == 0 {
             return None;
         }
-        self.turns.pop_front()
+        let tenant = self.turns.pop_front()?;
+        let quota = if self.turns.is_empty() {
+            self.remaining
+        } else {
+            1
+        };
+        Some((tenant, quota))
     }
 
-    fn took(&mut self, tenant: usize, found: bool) {
-        if found {
-            self.remaining -= 1;
+    fn took(&mut self, tenant: usize, taken: usize) {
+        if taken > 0 {
+            self.remaining = self.remaining.saturating_sub(taken);
             self.turns.push_back(tenant);
             self.cursor = (tenant + 1) % self.n;
         }
@@ -399,13 +409,11 @@ mod tests {
     fn drive(n: usize, cursor: usize, max: usize, stock: &mut [usize]) -> (Vec<usize>, usize) {
         let mut rr = RoundRobin::new(n, cursor, max);
         let mut got = Vec::new();
-        while let Some(t) = rr.next() {
-            let found = stock[t] > 0;
-            if found {
-                stock[t] -= 1;
-                got.push(t);
-            }
-            rr.took(t, found);
+        while let Some((t, quota)) = rr.next() {
+            let taken = quota.min(stock[t]);
+            stock[t] -= taken;
+            got.extend(std::iter::repeat_n(t, taken));
+            rr.took(t, taken);
         }
         (got, rr.cursor())
     }
