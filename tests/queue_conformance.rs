@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
+use recheck::queue::bench::QueueBenchConfig;
 use recheck::queue::{
     self, Delivery, Depth, Enqueued, ErrorKind, Priority, Queue, QueueOptions, QueuedJob,
     TenantLimits,
@@ -513,6 +514,27 @@ async fn tenant_concurrency_limit(backend: &str) {
     q.purge().await.unwrap();
 }
 
+/// The benchmark pushes every job through exactly once and measures a rate.
+async fn bench_drains_every_job(backend: &str) {
+    let Some((url, _)) = url(backend) else { return };
+    // Reachability (and the SKIP rule) as for the other tests.
+    if open(backend, "bench", |_| {}).await.is_none() {
+        return;
+    }
+    let config = QueueBenchConfig {
+        jobs: 300,
+        batch: 32,
+        tenants: 3,
+        concurrency: 8,
+    };
+    let m = queue::bench::run(&url, &config).await.unwrap();
+    assert_eq!((m.backend, m.jobs, m.redeliveries), (backend, 300, 0));
+    assert!(
+        m.end_to_end_jobs_per_second > 0.0 && m.drain_seconds > 0.0,
+        "{m:?}"
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -538,6 +560,7 @@ macro_rules! suite {
                 edf_within_tenant,
                 fairness_across_tenants,
                 tenant_concurrency_limit,
+                bench_drains_every_job,
             );
         )*
     };

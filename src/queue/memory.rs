@@ -273,7 +273,7 @@ impl Queue for MemoryQueue {
                     deliveries,
                 });
             }
-            rr.took(t, taken);
+            rr.took(t, taken, quota);
         }
         st.cursor = rr.cursor();
         Ok(out)

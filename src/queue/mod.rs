@@ -25,6 +25,7 @@
 //! - across tenants, round-robin: one job per tenant per round in a lease;
 //! - a tenant at its concurrency limit ([`TenantLimits`]) is skipped.
 
+pub mod bench;
 pub mod memory;
 pub mod nats;
 pub mod redis;
@@ -350,17 +351,20 @@ impl QueueError {
     }
 }
 
-/// Round-robin over tenants: one job per tenant per turn, a tenant dropping
-/// out once it has nothing (or is at its limit), until `max` jobs are taken or
-/// no tenant is left. Backends drive it: `next` names the tenant (an index
-/// into their sorted tenant list) and how many it may give this turn (one,
-/// or all that is left once it is the only tenant, so a backend can fetch
-/// those in one round trip); `took` reports how many it gave. The rotation
-/// carries over between leases (`cursor`), so consecutive leases of one job
-/// each alternate between tenants too.
+/// Round-robin over tenants, in rounds: each round every tenant still in the
+/// running gets an equal share of what is left to lease (at least one), and a
+/// tenant that gives less than its share (nothing left, or at its limit)
+/// drops out. With one job per lease that is plain alternation; with a batch
+/// it is the same split, fetched in one go per tenant and round (one round
+/// trip on a stream backend instead of one per job). Backends drive it:
+/// `next` names the tenant (an index into their sorted tenant list) and its
+/// share, `took` reports how many it gave. The rotation carries over between
+/// leases (`cursor`), so consecutive single leases alternate too.
 struct RoundRobin {
     n: usize,
-    turns: std::collections::VecDeque<usize>,
+    round: std::collections::VecDeque<usize>,
+    next_round: Vec<usize>,
+    share: usize,
     remaining: usize,
     cursor: usize,
 }
@@ -370,7 +374,9 @@ impl RoundRobin {
         let start = if n == 0 { 0 } else { cursor % n };
         RoundRobin {
             n,
-            turns: (0..n).map(|i| (start + i) % n).collect(),
+            round: std::collections::VecDeque::new(),
+            next_round: (0..n).map(|i| (start + i) % n).collect(),
+            share: 0,
             remaining: max,
             cursor: start,
         }
@@ -380,20 +386,24 @@ impl RoundRobin {
         if self.remaining == 0 {
             return None;
         }
-        let tenant = self.turns.pop_front()?;
-        let quota = if self.turns.is_empty() {
-            self.remaining
-        } else {
-            1
-        };
-        Some((tenant, quota))
+        if self.round.is_empty() {
+            if self.next_round.is_empty() {
+                return None;
+            }
+            self.round = std::mem::take(&mut self.next_round).into();
+            self.share = (self.remaining / self.round.len()).max(1);
+        }
+        let tenant = self.round.pop_front()?;
+        Some((tenant, self.share.min(self.remaining)))
     }
 
-    fn took(&mut self, tenant: usize, taken: usize) {
+    fn took(&mut self, tenant: usize, taken: usize, share: usize) {
         if taken > 0 {
             self.remaining = self.remaining.saturating_sub(taken);
-            self.turns.push_back(tenant);
             self.cursor = (tenant + 1) % self.n;
+        }
+        if taken >= share {
+            self.next_round.push(tenant);
         }
     }
 
@@ -413,7 +423,7 @@ mod tests {
             let taken = quota.min(stock[t]);
             stock[t] -= taken;
             got.extend(std::iter::repeat_n(t, taken));
-            rr.took(t, taken);
+            rr.took(t, taken, quota);
         }
         (got, rr.cursor())
     }
@@ -422,7 +432,9 @@ mod tests {
     fn round_robin_alternates_and_drops_empty_tenants() {
         let mut stock = [5, 1, 3];
         let (got, cursor) = drive(3, 0, 7, &mut stock);
-        assert_eq!(got, vec![0, 1, 2, 0, 2, 0, 2]);
+        // Round one: shares of 2; tenant 1 has only one and drops out.
+        // Round two: shares of 1 for the two left.
+        assert_eq!(got, vec![0, 0, 1, 2, 2, 0, 2]);
         assert_eq!(cursor, 0);
         // The rotation carries over: the next lease starts after tenant 2.
         let (got, _) = drive(3, cursor, 1, &mut stock);

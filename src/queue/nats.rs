@@ -494,7 +494,7 @@ impl Queue for NatsQueue {
             let running = in_flight.get(t.as_str()).copied().unwrap_or(0);
             let got = self.take(&s, t, &work[t], running, quota).await?;
             *in_flight.entry(t.clone()).or_default() += got.len() as u64;
-            rr.took(i, got.len());
+            rr.took(i, got.len(), quota);
             out.extend(got);
         }
         self.cursor.store(rr.cursor(), Ordering::Relaxed);
