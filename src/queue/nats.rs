@@ -79,27 +79,31 @@ fn lost(token: &LeaseToken) -> QueueError {
 }
 
 /// What a lease token carries: the job's stream sequence (to find it for
-/// dead-lettering), its delivery count and the ack subject.
+/// dead-lettering), its delivery count, its tenant key (for the lease
+/// record) and the ack subject, so that settling a lease needs no look-up.
 struct TokenParts<'a> {
     seq: u64,
     deliveries: u32,
+    tenant: &'a str,
     reply: &'a str,
 }
 
 impl<'a> TokenParts<'a> {
-    fn encode(seq: u64, deliveries: u32, reply: &str) -> LeaseToken {
-        LeaseToken(format!("{seq}|{deliveries}|{reply}"))
+    fn encode(seq: u64, deliveries: u32, tenant: &str, reply: &str) -> LeaseToken {
+        LeaseToken(format!("{seq}|{deliveries}|{tenant}|{reply}"))
     }
 
     fn decode(token: &'a LeaseToken) -> Result<Self, QueueError> {
-        let mut parts = token.as_str().splitn(3, '|');
-        let (Some(seq), Some(deliveries), Some(reply)) = (parts.next(), parts.next(), parts.next())
+        let mut parts = token.as_str().splitn(4, '|');
+        let (Some(seq), Some(deliveries), Some(tenant), Some(reply)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(lost(token));
         };
         Ok(TokenParts {
             seq: seq.parse().map_err(|_| lost(token))?,
             deliveries: deliveries.parse().map_err(|_| lost(token))?,
+            tenant,
             reply,
         })
     }
@@ -282,9 +286,8 @@ impl NatsQueue {
     /// Ack-type reply to the server. An ack waits for the server's answer,
     /// so that a lease right after it cannot see the job again; the others
     /// are flushed.
-    async fn reply(&self, token: &LeaseToken, kind: AckKind) -> Result<(), QueueError> {
-        let parts = TokenParts::decode(token)?;
-        let reply = parts.reply.to_string();
+    async fn reply(&self, reply: &str, kind: AckKind) -> Result<(), QueueError> {
+        let reply = reply.to_string();
         if matches!(kind, AckKind::Ack) {
             self.client
                 .request(reply, kind.into())
@@ -392,7 +395,7 @@ impl NatsQueue {
                 let deliveries =
                     u32::try_from(delivered).map_err(|_| codec("delivery count out of range"))?;
                 let job = decode_job(msg.message.headers.as_ref(), &msg.message.payload)?;
-                let token = TokenParts::encode(seq, deliveries, &reply);
+                let token = TokenParts::encode(seq, deliveries, t, &reply);
                 if deliveries > self.options.max_deliver {
                     let max = self.options.max_deliver;
                     self.bury(
@@ -403,7 +406,7 @@ impl NatsQueue {
                         &max_deliver_reason(deliveries - 1, max),
                     )
                     .await?;
-                    self.reply(&token, AckKind::Ack).await?;
+                    self.reply(&reply, AckKind::Ack).await?;
                     continue;
                 }
                 if s.leases.is_some() {
@@ -418,17 +421,6 @@ impl NatsQueue {
             }
         }
         Ok(out)
-    }
-
-    /// The job behind a token, read back from the job stream.
-    async fn leased_job(&self, s: &Streams, token: &LeaseToken) -> Result<QueuedJob, QueueError> {
-        let parts = TokenParts::decode(token)?;
-        let msg = s
-            .jobs
-            .get_raw_message(parts.seq)
-            .await
-            .map_err(|_| lost(token))?;
-        decode_job(Some(&msg.headers), &msg.payload)
     }
 }
 
@@ -503,42 +495,42 @@ impl Queue for NatsQueue {
 
     async fn ack(&self, token: &LeaseToken) -> Result<(), QueueError> {
         let s = self.streams().await?;
-        let job = self.leased_job(&s, token).await?;
-        self.reply(token, AckKind::Ack).await?;
         let parts = TokenParts::decode(token)?;
-        self.end_lease_record(&s, &tenant_key(&job.tenant), parts.seq)
-            .await
+        self.reply(parts.reply, AckKind::Ack).await?;
+        self.end_lease_record(&s, parts.tenant, parts.seq).await
     }
 
     async fn nak(&self, token: &LeaseToken, delay: Duration) -> Result<(), QueueError> {
         let s = self.streams().await?;
-        let job = self.leased_job(&s, token).await?;
-        let delay = (!delay.is_zero()).then_some(delay);
-        self.reply(token, AckKind::Nak(delay)).await?;
         let parts = TokenParts::decode(token)?;
-        self.end_lease_record(&s, &tenant_key(&job.tenant), parts.seq)
-            .await
+        let delay = (!delay.is_zero()).then_some(delay);
+        self.reply(parts.reply, AckKind::Nak(delay)).await?;
+        self.end_lease_record(&s, parts.tenant, parts.seq).await
     }
 
     async fn extend(&self, token: &LeaseToken) -> Result<(), QueueError> {
         let s = self.streams().await?;
-        let job = self.leased_job(&s, token).await?;
-        self.reply(token, AckKind::Progress).await?;
+        let parts = TokenParts::decode(token)?;
+        self.reply(parts.reply, AckKind::Progress).await?;
         if s.leases.is_some() {
-            let parts = TokenParts::decode(token)?;
-            self.lease_record(&tenant_key(&job.tenant), parts.seq)
-                .await?;
+            self.lease_record(parts.tenant, parts.seq).await?;
         }
         Ok(())
     }
 
     async fn dead_letter(&self, token: &LeaseToken, reason: &str) -> Result<(), QueueError> {
         let s = self.streams().await?;
-        let job = self.leased_job(&s, token).await?;
         let parts = TokenParts::decode(token)?;
+        // The job as stored: gone means someone else settled it already.
+        let msg = s
+            .jobs
+            .get_raw_message(parts.seq)
+            .await
+            .map_err(|_| lost(token))?;
+        let job = decode_job(Some(&msg.headers), &msg.payload)?;
         self.bury(&s, parts.seq, &job, parts.deliveries, reason)
             .await?;
-        self.reply(token, AckKind::Ack).await
+        self.reply(parts.reply, AckKind::Ack).await
     }
 
     async fn list_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
