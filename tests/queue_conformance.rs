@@ -114,6 +114,15 @@ async fn enqueue_all(q: &dyn Queue, jobs: impl IntoIterator<Item = QueuedJob>) {
     }
 }
 
+/// Normal-priority jobs `ns` of `tenant`, deadlines in the order of `ns`.
+async fn enqueue_normal(q: &dyn Queue, tenant: &str, ns: std::ops::Range<u32>) {
+    enqueue_all(
+        q,
+        ns.map(|n| job(n, tenant, Priority::Normal, at(n as i64))),
+    )
+    .await;
+}
+
 /// Jobs survive a consumer that takes them and disappears: every job is
 /// eventually acked, the abandoned ones on their second delivery.
 async fn at_least_once_delivery(backend: &str) {
@@ -404,16 +413,8 @@ async fn fairness_across_tenants(backend: &str) {
     let Some(q) = open(backend, "fair", |_| {}).await else {
         return;
     };
-    enqueue_all(
-        &*q,
-        (0..8).map(|n| job(n, "big", Priority::Normal, at(n as i64))),
-    )
-    .await;
-    enqueue_all(
-        &*q,
-        (10..12).map(|n| job(n, "small", Priority::Normal, at(n as i64))),
-    )
-    .await;
+    enqueue_normal(&*q, "big", 0..8).await;
+    enqueue_normal(&*q, "small", 10..12).await;
     let batch = lease_until(&*q, "w", 4, Duration::from_secs(1)).await;
     let mut per: BTreeMap<String, usize> = BTreeMap::new();
     for d in &batch {
@@ -426,11 +427,7 @@ async fn fairness_across_tenants(backend: &str) {
     );
 
     // "small" is empty now; two more of it arrive while "big" has 6 left.
-    enqueue_all(
-        &*q,
-        (12..14).map(|n| job(n, "small", Priority::Normal, at(n as i64))),
-    )
-    .await;
+    enqueue_normal(&*q, "small", 12..14).await;
     let mut tenants = Vec::new();
     for _ in 0..4 {
         let d = lease_until(&*q, "w", 1, Duration::from_secs(1))
@@ -456,16 +453,8 @@ async fn tenant_concurrency_limit(backend: &str) {
     else {
         return;
     };
-    enqueue_all(
-        &*q,
-        (0..5).map(|n| job(n, "capped", Priority::Normal, at(n as i64))),
-    )
-    .await;
-    enqueue_all(
-        &*q,
-        (10..13).map(|n| job(n, "free", Priority::Normal, at(n as i64))),
-    )
-    .await;
+    enqueue_normal(&*q, "capped", 0..5).await;
+    enqueue_normal(&*q, "free", 10..13).await;
     let got = lease_until(&*q, "w", 5, Duration::from_secs(1)).await;
     let capped: Vec<&Delivery> = got.iter().filter(|d| d.job.tenant == "capped").collect();
     assert_eq!((capped.len(), got.len() - capped.len()), (2, 3));

@@ -303,6 +303,27 @@ impl NatsQueue {
         Ok(())
     }
 
+    async fn publish_job(
+        &self,
+        job: QueuedJob,
+        msg_id: String,
+    ) -> Result<jetstream::publish::PublishAck, QueueError> {
+        let subject = format!(
+            "{}.job.{}.{}",
+            self.p(),
+            tenant_key(&job.tenant),
+            job.priority
+        );
+        let mut h = job_headers(&job);
+        h.insert(MSG_ID, msg_id.as_str());
+        self.js
+            .publish_with_headers(subject, h, job.payload.into())
+            .await
+            .map_err(|e| backend("publish", e))?
+            .await
+            .map_err(|e| backend("publish", e))
+    }
+
     /// Starts (or, being the subject's only message, restarts) the record
     /// of a live lease; it ages out after the lease.
     async fn lease_record(&self, t: &str, seq: u64) -> Result<(), QueueError> {
@@ -433,21 +454,8 @@ impl Queue for NatsQueue {
     async fn enqueue(&self, job: QueuedJob) -> Result<Enqueued, QueueError> {
         job.validate()?;
         self.streams().await?;
-        let subject = format!(
-            "{}.job.{}.{}",
-            self.p(),
-            tenant_key(&job.tenant),
-            job.priority
-        );
-        let mut h = job_headers(&job);
-        h.insert(MSG_ID, job.dedup_key().as_str());
-        let ack = self
-            .js
-            .publish_with_headers(subject, h, job.payload.into())
-            .await
-            .map_err(|e| backend("publish", e))?
-            .await
-            .map_err(|e| backend("publish", e))?;
+        let msg_id = job.dedup_key();
+        let ack = self.publish_job(job, msg_id).await?;
         Ok(if ack.duplicate {
             Enqueued::Duplicate
         } else {
@@ -575,21 +583,9 @@ impl Queue for NatsQueue {
             Err(e) => return Err(backend("reading a dead letter", e)),
         };
         let job = decode_job(Some(&msg.headers), &msg.payload)?;
-        let subject = format!(
-            "{}.job.{}.{}",
-            self.p(),
-            tenant_key(&job.tenant),
-            job.priority
-        );
-        let mut h = job_headers(&job);
         // Not the job's de-dup key: that one was used when it was enqueued.
-        h.insert(MSG_ID, format!("{}:replay:{seq}", job.dedup_key()).as_str());
-        self.js
-            .publish_with_headers(subject, h, job.payload.into())
-            .await
-            .map_err(|e| backend("replay", e))?
-            .await
-            .map_err(|e| backend("replay", e))?;
+        let msg_id = format!("{}:replay:{seq}", job.dedup_key());
+        self.publish_job(job, msg_id).await?;
         s.dlq
             .delete_message(seq)
             .await
