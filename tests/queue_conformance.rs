@@ -32,6 +32,16 @@ fn url(backend: &str) -> Option<(String, &'static str)> {
     Some((std::env::var(var).unwrap_or_else(|_| default.into()), var))
 }
 
+fn options(backend: &str, test: &str) -> QueueOptions {
+    QueueOptions {
+        prefix: format!("rqtest_{backend}_{test}"),
+        lease: LEASE,
+        max_deliver: 5,
+        dedup_window: Duration::from_secs(60),
+        tenant_limits: TenantLimits::default(),
+    }
+}
+
 /// The backend's queue with a prefix of its own, purged; `None` after a loud
 /// SKIP when the server is unreachable (a failure under CI=true).
 async fn open(
@@ -40,13 +50,7 @@ async fn open(
     tweak: impl FnOnce(&mut QueueOptions),
 ) -> Option<Arc<dyn Queue>> {
     let (url, var) = url(backend)?;
-    let mut options = QueueOptions {
-        prefix: format!("rqtest_{backend}_{test}"),
-        lease: LEASE,
-        max_deliver: 5,
-        dedup_window: Duration::from_secs(60),
-        tenant_limits: TenantLimits::default(),
-    };
+    let mut options = options(backend, test);
     tweak(&mut options);
     match queue::open(&url, options).await {
         Ok(q) => {
@@ -503,6 +507,64 @@ async fn tenant_concurrency_limit(backend: &str) {
     q.purge().await.unwrap();
 }
 
+/// Two workers with connections of their own (as two processes would have)
+/// drain one queue at the same time: each job is delivered exactly once.
+async fn workers_share_one_queue(backend: &str) {
+    let Some(first) = open(backend, "shared", |_| {}).await else {
+        return;
+    };
+    // The in-process queue is shared by handing out the same instance.
+    let second = match url(backend) {
+        Some((url, _)) if backend != "memory" => {
+            queue::open(&url, options(backend, "shared")).await.unwrap()
+        }
+        _ => first.clone(),
+    };
+    let tenants = ["acme", "globex", "initech"];
+    enqueue_all(
+        &*first,
+        (0..60).map(|n| {
+            let priority = Priority::ALL[n as usize % 3];
+            job(n, tenants[n as usize / 20], priority, at(n as i64))
+        }),
+    )
+    .await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let start = Arc::new(tokio::sync::Barrier::new(2));
+    let workers = [("w1", first.clone()), ("w2", second)].map(|(name, q)| {
+        let (seen, start) = (seen.clone(), start.clone());
+        tokio::spawn(async move {
+            start.wait().await;
+            let end = Instant::now() + Duration::from_secs(10);
+            while seen.lock().unwrap().len() < 60 && Instant::now() < end {
+                let batch = q.lease(name, 4).await.unwrap();
+                // Idle, or "working" on the batch: either way the other
+                // worker gets its turn.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                for d in batch {
+                    seen.lock().unwrap().push((n_of(&d), d.deliveries, name));
+                    q.ack(&d.token).await.unwrap();
+                }
+            }
+        })
+    });
+    for w in workers {
+        w.await.unwrap();
+    }
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    let ns: Vec<u32> = seen.iter().map(|s| s.0).collect();
+    assert_eq!(ns, (0..60).collect::<Vec<_>>(), "each job exactly once");
+    assert!(seen.iter().all(|s| s.1 == 1), "a job was redelivered");
+    for w in ["w1", "w2"] {
+        assert!(
+            seen.iter().any(|s| s.2 == w),
+            "{w} got nothing: not concurrent"
+        );
+    }
+    first.purge().await.unwrap();
+}
+
 /// The benchmark pushes every job through exactly once and measures a rate.
 async fn bench_drains_every_job(backend: &str) {
     let Some((url, _)) = url(backend) else { return };
@@ -549,6 +611,7 @@ macro_rules! suite {
                 edf_within_tenant,
                 fairness_across_tenants,
                 tenant_concurrency_limit,
+                workers_share_one_queue,
                 bench_drains_every_job,
             );
         )*
