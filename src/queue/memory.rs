@@ -129,20 +129,18 @@ impl State {
             self.unlease(id);
             self.make_ready(id);
         }
-        let State {
-            tenants, entries, ..
-        } = self;
-        for tq in tenants.values_mut() {
-            let (due, later): (Vec<_>, Vec<_>) = tq.delayed.iter().partition(|(at, _)| *at <= now);
-            if due.is_empty() {
-                continue;
-            }
-            tq.delayed = later;
-            for (_, id) in due {
-                if let Some(e) = entries.get(&id) {
-                    tq.ready.push(Reverse((e.job.deadline, e.job.priority, id)));
+        let mut due = Vec::new();
+        for tq in self.tenants.values_mut() {
+            tq.delayed.retain(|&(at, id)| {
+                let ready = at <= now;
+                if ready {
+                    due.push(id);
                 }
-            }
+                !ready
+            });
+        }
+        for id in due {
+            self.make_ready(id);
         }
     }
 
