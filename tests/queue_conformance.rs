@@ -17,6 +17,7 @@ use recheck::queue::{
     self, Delivery, Depth, Enqueued, ErrorKind, Priority, Queue, QueueOptions, QueuedJob,
     TenantLimits,
 };
+use sha2::{Digest, Sha256};
 
 /// Short leases keep the suite quick; long enough that a busy machine does
 /// not expire a lease before the test acts on it.
@@ -619,3 +620,39 @@ macro_rules! suite {
 }
 
 suite!(memory, nats, redis);
+
+/// JetStream only: a message under the queue's subjects that is not a job
+/// (no job headers), ahead of a real one in the same tenant and class, never
+/// surfaces, does not hold the real job up for long, and is dropped from the
+/// stream rather than redelivered forever.
+#[tokio::test]
+async fn nats_drops_messages_that_are_not_jobs() {
+    let Some(q) = open("nats", "foreign", |_| {}).await else {
+        return;
+    };
+    let real = job(1, "acme", Priority::Normal, at(1));
+    // Creates the streams first; the foreign message then sits in front.
+    assert_eq!(q.depth("acme").await.unwrap(), Depth::default());
+    let (url, _) = url("nats").unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+    // The subject the queue uses for tenant "acme", class normal.
+    let key = hex::encode(&Sha256::digest(b"acme")[..8]);
+    js.publish(format!("rqtest_nats_foreign.job.{key}.normal"), "{}".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    q.enqueue(real.clone()).await.unwrap();
+    let got = lease_until(&*q, "w", 2, Duration::from_millis(500)).await;
+    assert_eq!(
+        got.iter().map(|d| d.job.clone()).collect::<Vec<_>>(),
+        vec![real]
+    );
+    q.ack(&got[0].token).await.unwrap();
+    assert_eq!(
+        q.depth("acme").await.unwrap(),
+        Depth::default(),
+        "the foreign message is still there"
+    );
+    q.purge().await.unwrap();
+}

@@ -415,7 +415,17 @@ impl NatsQueue {
                     .ok_or_else(|| codec("message without ack subject"))?;
                 let deliveries =
                     u32::try_from(delivered).map_err(|_| codec("delivery count out of range"))?;
-                let job = decode_job(msg.message.headers.as_ref(), &msg.message.payload)?;
+                let job = match decode_job(msg.message.headers.as_ref(), &msg.message.payload) {
+                    Ok(job) => job,
+                    Err(e) => {
+                        // Not one of ours (someone else published under the
+                        // prefix): handing it out again and again would stall
+                        // this tenant's leases, so the server drops it.
+                        tracing::warn!(subject = %msg.message.subject, error = %e, "dropping a message that is not a job");
+                        self.reply(&reply, AckKind::Term).await?;
+                        continue;
+                    }
+                };
                 let token = TokenParts::encode(seq, deliveries, t, &reply);
                 if deliveries > self.options.max_deliver {
                     let max = self.options.max_deliver;
