@@ -10,7 +10,7 @@
 //! therefore loses leases, which is at-least-once as usual.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,8 @@ struct TenantQueue {
     delayed: Vec<(Instant, u64)>,
     leased: u64,
     dead: u64,
+    /// When its recent deliveries were made (for the per-second limit).
+    recent: VecDeque<Instant>,
 }
 
 struct Lease {
@@ -88,16 +90,26 @@ impl MemoryQueue {
 }
 
 impl MemoryQueue {
-    /// The tenant's most urgent job if it is below its limit, counted as one
+    /// The tenant's most urgent job if it is below its limits, counted as one
     /// more delivery; jobs out of deliveries are dead-lettered on the way.
-    fn take_one(&self, st: &mut State, tenant: &str) -> Option<(u64, QueuedJob, u32)> {
+    fn take_one(
+        &self,
+        st: &mut State,
+        tenant: &str,
+        now: Instant,
+    ) -> Option<(u64, QueuedJob, u32)> {
+        let limit = self.options.tenant_limits.limit(tenant);
         loop {
             let tq = st.tenants.get_mut(tenant)?;
-            if self
-                .options
-                .tenant_limits
-                .limit(tenant)
-                .is_some_and(|limit| tq.leased >= u64::from(limit))
+            while tq
+                .recent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+            {
+                tq.recent.pop_front();
+            }
+            let full = |used: u64, limit: Option<u32>| limit.is_some_and(|l| used >= u64::from(l));
+            if full(tq.leased, limit.concurrency) || full(tq.recent.len() as u64, limit.per_second)
             {
                 return None;
             }
@@ -111,6 +123,7 @@ impl MemoryQueue {
                 continue;
             }
             e.deliveries += 1;
+            tq.recent.push_back(now);
             return Some((id, e.job.clone(), e.deliveries));
         }
     }
@@ -249,7 +262,7 @@ impl Queue for MemoryQueue {
         while let Some((t, quota)) = rr.next() {
             let mut taken = 0;
             while taken < quota {
-                let Some((id, job, deliveries)) = self.take_one(&mut st, &names[t]) else {
+                let Some((id, job, deliveries)) = self.take_one(&mut st, &names[t], now) else {
                     break;
                 };
                 taken += 1;

@@ -22,8 +22,9 @@
 //!   [`Priority`] class served most urgent first and FIFO within a class. The
 //!   planner derives a deadline as planning time + the class's SLA, so FIFO
 //!   within a class is EDF unless two SLAs share a class;
-//! - across tenants, round-robin: one job per tenant per round in a lease;
-//! - a tenant at its concurrency limit ([`TenantLimits`]) is skipped.
+//! - across tenants, round-robin: equal shares per round of a lease;
+//! - a tenant at its concurrency limit or its deliveries-per-second limit
+//!   ([`TenantLimits`]) is skipped.
 
 pub mod bench;
 pub mod memory;
@@ -179,17 +180,42 @@ pub struct Depth {
     pub dead_lettered: u64,
 }
 
-/// Per-tenant concurrency limits: at most this many leased jobs at once.
+/// How much of the workers one tenant may hold; `None` = unlimited. A
+/// tenant at a limit is skipped by `lease` (others are not held up).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantLimit {
+    /// At most this many leased jobs at once.
+    pub concurrency: Option<u32>,
+    /// At most this many deliveries (leases handed out, redeliveries
+    /// included) in any one-second window: throttling.
+    pub per_second: Option<u32>,
+}
+
+/// Limits per tenant; a tenant's own entry overrides the default field by
+/// field.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TenantLimits {
-    /// For tenants without their own entry; `None` = unlimited.
-    pub default: Option<u32>,
-    pub per_tenant: BTreeMap<String, u32>,
+    pub default: TenantLimit,
+    pub per_tenant: BTreeMap<String, TenantLimit>,
 }
 
 impl TenantLimits {
-    pub fn limit(&self, tenant: &str) -> Option<u32> {
-        self.per_tenant.get(tenant).copied().or(self.default)
+    pub fn limit(&self, tenant: &str) -> TenantLimit {
+        let own = self.per_tenant.get(tenant).copied().unwrap_or_default();
+        TenantLimit {
+            concurrency: own.concurrency.or(self.default.concurrency),
+            per_second: own.per_second.or(self.default.per_second),
+        }
+    }
+
+    /// Whether any tenant has a concurrency limit, and any a rate limit (the
+    /// stream backends keep lease or delivery records only then).
+    fn kinds(&self) -> (bool, bool) {
+        let all = || std::iter::once(&self.default).chain(self.per_tenant.values());
+        (
+            all().any(|l| l.concurrency.is_some()),
+            all().any(|l| l.per_second.is_some()),
+        )
     }
 }
 

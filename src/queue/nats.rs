@@ -13,13 +13,18 @@
 //!   fetched for the `max_deliver + 1`-th time Recheck moves it there (and
 //!   the server never stops redelivering, so a crash in between only delays
 //!   the move);
-//! - stream `P_LEASES` (only with tenant limits), subjects `P.lease.<t>.<seq>`,
-//!   `max_age` = the lease: one record per live lease, so a tenant's in-flight
-//!   count is one subject count away and leases of a crashed worker drop out
-//!   by themselves. The consumers' own `num_ack_pending` would not do: it
-//!   also counts expired leases (a tenant at its limit would then never see
-//!   them redelivered) and jobs waiting out a `nak` delay. Workers racing for
-//!   a tenant's last slot can overshoot its limit by one each.
+//! - stream `P_LEASE` (only with concurrency limits), subjects
+//!   `P.lease.<t>.<seq>`, `max_age` = the lease: one record per live lease,
+//!   so a tenant's in-flight count is one subject count away and leases of a
+//!   crashed worker drop out by themselves. The consumers' own
+//!   `num_ack_pending` would not do: it also counts expired leases (a tenant
+//!   at its limit would then never see them redelivered) and jobs waiting out
+//!   a `nak` delay;
+//! - stream `P_RECENT` (only with per-second limits), `max_age` 1 s: one
+//!   record per delivery, the tenant's deliveries of the last second.
+//!
+//! Workers racing for a tenant's last slot can overshoot a limit by one each
+//! (the count and the fetch are two steps).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,7 +39,7 @@ use tokio::sync::Mutex;
 use super::memory::max_deliver_reason;
 use super::{
     format_deadline, parse_deadline, tenant_key, DeadLetter, Delivery, Depth, Enqueued, ErrorKind,
-    LeaseToken, Priority, Queue, QueueError, QueueOptions, QueuedJob, RoundRobin,
+    LeaseToken, Priority, Queue, QueueError, QueueOptions, QueuedJob, RoundRobin, TenantLimit,
 };
 
 const H_JOB_ID: &str = "Recheck-Job-Id";
@@ -52,7 +57,7 @@ pub struct NatsQueue {
     client: async_nats::Client,
     js: jetstream::Context,
     /// Per-tenant limits by tenant key (subjects carry keys, not names).
-    limits: HashMap<String, u32>,
+    limits: HashMap<String, TenantLimit>,
     /// Created on first use, dropped by `purge`.
     streams: Mutex<Option<Streams>>,
     consumers: Mutex<HashMap<String, consumer::PullConsumer>>,
@@ -64,6 +69,7 @@ struct Streams {
     jobs: stream::Stream,
     dlq: stream::Stream,
     leases: Option<stream::Stream>,
+    recent: Option<stream::Stream>,
 }
 
 fn backend(what: &str, e: impl std::fmt::Display) -> QueueError {
@@ -155,8 +161,8 @@ impl NatsQueue {
         let limits = options
             .tenant_limits
             .per_tenant
-            .iter()
-            .map(|(t, l)| (tenant_key(t), *l))
+            .keys()
+            .map(|t| (tenant_key(t), options.tenant_limits.limit(t)))
             .collect();
         Ok(NatsQueue {
             options,
@@ -173,16 +179,58 @@ impl NatsQueue {
         &self.options.prefix
     }
 
-    fn limited(&self) -> bool {
-        let l = &self.options.tenant_limits;
-        l.default.is_some() || !l.per_tenant.is_empty()
-    }
-
-    fn limit(&self, t: &str) -> Option<u32> {
+    fn limit(&self, t: &str) -> TenantLimit {
         self.limits
             .get(t)
             .copied()
-            .or(self.options.tenant_limits.default)
+            .unwrap_or(self.options.tenant_limits.default)
+    }
+
+    /// A stream of short-lived records, one subject each, that age out by
+    /// themselves: live leases, recent deliveries.
+    async fn record_stream(
+        &self,
+        what: &str,
+        max_age: Duration,
+    ) -> Result<stream::Stream, QueueError> {
+        let p = self.p();
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: format!("{p}_{}", what.to_uppercase()),
+                subjects: vec![format!("{p}.{what}.>")],
+                storage: stream::StorageType::Memory,
+                max_age,
+                max_messages_per_subject: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| backend("creating a record stream", e))
+    }
+
+    /// Starts (or, being the subject's only message, restarts) a record.
+    async fn record(&self, what: &str, t: &str, id: &str) -> Result<(), QueueError> {
+        self.js
+            .publish(format!("{}.{what}.{t}.{id}", self.p()), Default::default())
+            .await
+            .map_err(|e| backend("record", e))?
+            .await
+            .map_err(|e| backend("record", e))?;
+        Ok(())
+    }
+
+    /// Records per tenant key in a record stream.
+    async fn records(
+        &self,
+        stream: &stream::Stream,
+        what: &str,
+    ) -> Result<HashMap<String, u64>, QueueError> {
+        let mut out: HashMap<String, u64> = HashMap::new();
+        for (subject, n) in Self::subject_counts(stream, &format!("{}.{what}.>", self.p())).await? {
+            if let Some(t) = subject.rsplit('.').nth(1) {
+                *out.entry(t.to_string()).or_default() += n;
+            }
+        }
+        Ok(out)
     }
 
     async fn streams(&self) -> Result<Streams, QueueError> {
@@ -213,24 +261,21 @@ impl NatsQueue {
             })
             .await
             .map_err(|e| backend("creating the dead-letter stream", e))?;
-        let leases = if self.limited() {
-            Some(
-                self.js
-                    .get_or_create_stream(stream::Config {
-                        name: format!("{p}_LEASES"),
-                        subjects: vec![format!("{p}.lease.>")],
-                        storage: stream::StorageType::Memory,
-                        max_age: self.options.lease,
-                        max_messages_per_subject: 1,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| backend("creating the lease stream", e))?,
-            )
-        } else {
-            None
+        let (concurrency, rate) = self.options.tenant_limits.kinds();
+        let leases = match concurrency {
+            true => Some(self.record_stream("lease", self.options.lease).await?),
+            false => None,
         };
-        let s = Streams { jobs, dlq, leases };
+        let recent = match rate {
+            true => Some(self.record_stream("recent", Duration::from_secs(1)).await?),
+            false => None,
+        };
+        let s = Streams {
+            jobs,
+            dlq,
+            leases,
+            recent,
+        };
         *guard = Some(s.clone());
         Ok(s)
     }
@@ -324,18 +369,6 @@ impl NatsQueue {
             .map_err(|e| backend("publish", e))
     }
 
-    /// Starts (or, being the subject's only message, restarts) the record
-    /// of a live lease; it ages out after the lease.
-    async fn lease_record(&self, t: &str, seq: u64) -> Result<(), QueueError> {
-        self.js
-            .publish(format!("{}.lease.{t}.{seq}", self.p()), Default::default())
-            .await
-            .map_err(|e| backend("lease record", e))?
-            .await
-            .map_err(|e| backend("lease record", e))?;
-        Ok(())
-    }
-
     async fn end_lease_record(&self, s: &Streams, t: &str, seq: u64) -> Result<(), QueueError> {
         if let Some(leases) = &s.leases {
             leases
@@ -382,12 +415,18 @@ impl NatsQueue {
         t: &str,
         counts: &[u64; 3],
         in_flight: u64,
+        recent: u64,
         quota: usize,
     ) -> Result<Vec<Delivery>, QueueError> {
-        let mut quota = match self.limit(t) {
-            Some(limit) => quota.min(u64::from(limit).saturating_sub(in_flight) as usize),
-            None => quota,
+        let limit = self.limit(t);
+        let room = |used: u64, limit: Option<u32>| {
+            limit.map_or(usize::MAX, |l| {
+                usize::try_from(u64::from(l).saturating_sub(used)).unwrap_or(usize::MAX)
+            })
         };
+        let mut quota = quota
+            .min(room(in_flight, limit.concurrency))
+            .min(room(recent, limit.per_second));
         let mut out = Vec::new();
         for (class, &count) in Priority::ALL.iter().zip(counts) {
             if quota == 0 {
@@ -441,7 +480,11 @@ impl NatsQueue {
                     continue;
                 }
                 if s.leases.is_some() {
-                    self.lease_record(t, seq).await?;
+                    self.record("lease", t, &seq.to_string()).await?;
+                }
+                if s.recent.is_some() {
+                    self.record("recent", t, &format!("{seq}-{deliveries}"))
+                        .await?;
                 }
                 out.push(Delivery {
                     token,
@@ -488,22 +531,24 @@ impl Queue for NatsQueue {
             };
             work.entry(t.to_string()).or_default()[i] += n;
         }
-        let mut in_flight: HashMap<String, u64> = HashMap::new();
-        if let Some(leases) = &s.leases {
-            for (subject, n) in Self::subject_counts(leases, &format!("{p}.lease.>")).await? {
-                if let Some(t) = subject.rsplit('.').nth(1) {
-                    *in_flight.entry(t.to_string()).or_default() += n;
-                }
-            }
-        }
+        let mut in_flight = match &s.leases {
+            Some(leases) => self.records(leases, "lease").await?,
+            None => HashMap::new(),
+        };
+        let mut recent = match &s.recent {
+            Some(stream) => self.records(stream, "recent").await?,
+            None => HashMap::new(),
+        };
         let tenants: Vec<&String> = work.keys().collect();
         let mut rr = RoundRobin::new(tenants.len(), self.cursor.load(Ordering::Relaxed), max);
         let mut out = Vec::new();
         while let Some((i, quota)) = rr.next() {
             let t = tenants[i];
             let running = in_flight.get(t.as_str()).copied().unwrap_or(0);
-            let got = self.take(&s, t, &work[t], running, quota).await?;
+            let lately = recent.get(t.as_str()).copied().unwrap_or(0);
+            let got = self.take(&s, t, &work[t], running, lately, quota).await?;
             *in_flight.entry(t.clone()).or_default() += got.len() as u64;
+            *recent.entry(t.clone()).or_default() += got.len() as u64;
             rr.took(i, got.len(), quota);
             out.extend(got);
         }
@@ -531,7 +576,8 @@ impl Queue for NatsQueue {
         let parts = TokenParts::decode(token)?;
         self.reply(parts.reply, AckKind::Progress).await?;
         if s.leases.is_some() {
-            self.lease_record(parts.tenant, parts.seq).await?;
+            self.record("lease", parts.tenant, &parts.seq.to_string())
+                .await?;
         }
         Ok(())
     }
@@ -629,7 +675,7 @@ impl Queue for NatsQueue {
 
     async fn purge(&self) -> Result<(), QueueError> {
         let mut guard = self.streams.lock().await;
-        for suffix in ["JOBS", "DLQ", "LEASES"] {
+        for suffix in ["JOBS", "DLQ", "LEASE", "RECENT"] {
             let name = format!("{}_{suffix}", self.p());
             match self.js.delete_stream(&name).await {
                 Ok(_) => {}

@@ -10,6 +10,8 @@
 //! - `P:dlq`: the dead-letter stream, with reason, deliveries and time;
 //!   `P:dlq_count` counts per tenant;
 //! - `P:dedup:<job_id>:<attempt>`: `SET NX PX` de-dup keys;
+//! - `P:recent:t`: the tenant's deliveries of the last second (sorted set by
+//!   time), for its per-second limit;
 //! - `P:tenants`: tenant key → tenant name; `P:groups`: streams with a group.
 //!
 //! Every operation is one Lua script, so concurrent workers cannot both take
@@ -101,14 +103,23 @@ add(stream, t, job_fields(m, 0))
 return 1
 "#;
 
-/// ARGV: prefix, consumer, max, lease ms, max_deliver, cursor, default limit
-/// (-1 = none), number of per-tenant limits, then (tenant key, limit) pairs.
+/// ARGV: prefix, consumer, max, lease ms, max_deliver, cursor, default
+/// concurrency and per-second limits (-1 = none), number of tenants with
+/// limits of their own, then (tenant key, concurrency, per second) triples.
 /// Returns {next cursor, {stream, id, delivery count in the group, fields}...}.
 const LUA_LEASE: &str = r#"
 local consumer, max, lease_ms = ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local max_deliver, cursor, default_limit = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local limits = {}
-for i = 1, tonumber(ARGV[8]) do limits[ARGV[7 + 2 * i]] = tonumber(ARGV[8 + 2 * i]) end
+local max_deliver, cursor = tonumber(ARGV[5]), tonumber(ARGV[6])
+local function opt(v)
+  v = tonumber(v)
+  if v < 0 then return nil end
+  return v
+end
+local default = {c = opt(ARGV[7]), r = opt(ARGV[8])}
+local own = {}
+for i = 1, tonumber(ARGV[9]) do
+  own[ARGV[7 + 3 * i]] = {c = opt(ARGV[8 + 3 * i]), r = opt(ARGV[9 + 3 * i])}
+end
 local classes = {'emergency', 'high', 'normal'}
 local now = now_ms()
 
@@ -143,16 +154,27 @@ local function entry_of(s, t, limit)
   return nil
 end
 local function take(t)
-  local limit = limits[t] or (default_limit >= 0 and default_limit or nil)
+  local l = own[t] or default
+  local recent = P .. ':recent:' .. t
+  if l.r then
+    redis.call('ZREMRANGEBYSCORE', recent, '-inf', now - 1000)
+    if redis.call('ZCARD', recent) >= l.r then return nil end
+  end
   for _, c in ipairs(classes) do
     local s = stream_of(t, c)
     while true do
-      local e = entry_of(s, t, limit)
+      local e = entry_of(s, t, l.c)
       if not e then break end
       local m = field_map(e[2])
       local count = redis.call('XPENDING', s, 'recheck', e[1], e[1], 1)[1][4]
       local total = tonumber(m.prior) + count
-      if total <= max_deliver then return {s, e[1], count, e[2]} end
+      if total <= max_deliver then
+        if l.r then
+          redis.call('ZADD', recent, now, s .. '|' .. e[1] .. '|' .. count)
+          redis.call('PEXPIRE', recent, 2000)
+        end
+        return {s, e[1], count, e[2]}
+      end
       bury(s, e[1], t, m, total - 1,
            'delivered ' .. (total - 1) .. ' times without success (max_deliver ' .. max_deliver .. ')')
     end
@@ -426,6 +448,7 @@ impl Queue for RedisQueue {
 
     async fn lease(&self, consumer: &str, max: usize) -> Result<Vec<Delivery>, QueueError> {
         let limits = &self.options.tenant_limits;
+        let none = |v: Option<u32>| v.map_or(-1, i64::from);
         let mut inv = self.scripts.lease.prepare_invoke();
         inv.arg(self.prefix())
             .arg(consumer)
@@ -433,10 +456,14 @@ impl Queue for RedisQueue {
             .arg(ms(self.options.lease))
             .arg(self.options.max_deliver)
             .arg(self.cursor.load(Ordering::Relaxed))
-            .arg(limits.default.map_or(-1, i64::from))
+            .arg(none(limits.default.concurrency))
+            .arg(none(limits.default.per_second))
             .arg(limits.per_tenant.len());
-        for (tenant, limit) in &limits.per_tenant {
-            inv.arg(tenant_key(tenant)).arg(*limit);
+        for tenant in limits.per_tenant.keys() {
+            let l = limits.limit(tenant);
+            inv.arg(tenant_key(tenant))
+                .arg(none(l.concurrency))
+                .arg(none(l.per_second));
         }
         let reply: Value = inv
             .invoke_async(&mut self.con.clone())
