@@ -51,6 +51,8 @@ const H_REASON: &str = "Recheck-Reason";
 const H_DELIVERIES: &str = "Recheck-Deliveries";
 const H_DEAD_AT: &str = "Recheck-Dead-Lettered-At";
 const MSG_ID: &str = "Nats-Msg-Id";
+/// The longest one fetch of a lease may take.
+const FETCH_WAIT: Duration = Duration::from_secs(2);
 
 pub struct NatsQueue {
     options: QueueOptions,
@@ -442,7 +444,12 @@ impl NatsQueue {
                 .messages()
                 .await
                 .map_err(|e| backend("fetch", e))?;
-            while let Some(msg) = batch.next().await {
+            // A no-wait fetch ends with the server's "no messages"; should that
+            // answer never come, the lease still returns (what it has), and
+            // anything delivered to the dropped fetch comes back after its
+            // lease.
+            let until = tokio::time::Instant::now() + FETCH_WAIT;
+            while let Ok(Some(msg)) = tokio::time::timeout_at(until, batch.next()).await {
                 let msg = msg.map_err(|e| backend("fetch", e))?;
                 let info = msg.info().map_err(|e| codec(format!("ack subject: {e}")))?;
                 let (seq, delivered) = (info.stream_sequence, info.delivered);

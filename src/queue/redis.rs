@@ -271,8 +271,14 @@ impl RedisQueue {
     pub async fn connect(url: &str, options: QueueOptions) -> Result<Self, QueueError> {
         let client = redis::Client::open(url)
             .map_err(|e| QueueError::new(ErrorKind::Config, format!("redis URL {url}: {e}")))?;
+        // The client's default of 0.5 s per reply is short for a lease script
+        // on a loaded machine; a reply that times out leaves its leases to
+        // expire, so waiting longer is the cheaper side.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(10)));
         let con = client
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|e| QueueError::new(ErrorKind::Connect, format!("redis at {url}: {e}")))?;
         let script = |body: &str| Script::new(&format!("{LUA_COMMON}\n{body}"));
