@@ -23,6 +23,9 @@ use sha2::{Digest, Sha256};
 /// not expire a lease before the test acts on it.
 const LEASE: Duration = Duration::from_millis(1500);
 
+/// Each test is done in seconds; one still running after this is hung.
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// For the tests in which no lease may expire, however slow the machine.
 const LONG_LEASE: Duration = Duration::from_secs(30);
 
@@ -668,7 +671,12 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    super::$test(stringify!($backend)).await
+                    // A backend call that never returns fails the test
+                    // instead of hanging the run.
+                    let test = super::$test(stringify!($backend));
+                    tokio::time::timeout(super::TEST_TIMEOUT, test)
+                        .await
+                        .expect("test timed out");
                 }
             )*
         }
