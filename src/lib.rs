@@ -13,6 +13,7 @@ pub mod engine;
 pub mod fleet;
 pub mod formats;
 pub mod model;
+pub mod queue;
 pub mod samples;
 pub mod scan;
 pub mod store;
