@@ -47,6 +47,11 @@ pub enum BenchError {
     Sql(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("queue {url}: {source}")]
+    Queue {
+        url: String,
+        source: crate::queue::QueueError,
+    },
 }
 
 /// Resident set size of this process, in bytes (Linux `/proc`).
@@ -651,4 +656,79 @@ print(json.dumps({{"load": load, "join": join, "findings": n}}))
         join_seconds: v["join"].as_f64().unwrap_or(0.0),
         findings: v["findings"].as_u64().unwrap_or(0),
     })
+}
+
+/// `--suite queue`: enqueue, lease + ack and end-to-end jobs/s through each
+/// queue URL, the in-process queue as the baseline. Each backend runs under
+/// its own prefix and is purged before and after.
+pub fn run_queue_suite(
+    urls: &[String],
+    config: &crate::queue::bench::QueueBenchConfig,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Value, BenchError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let baseline = "memory://".to_string();
+    let mut results = Vec::new();
+    for url in std::iter::once(&baseline).chain(urls.iter().filter(|u| **u != baseline)) {
+        progress(&format!("queue {url}"));
+        let result = runtime
+            .block_on(crate::queue::bench::run(url, config))
+            .map_err(|source| BenchError::Queue {
+                url: url.clone(),
+                source,
+            })?;
+        results.push(result);
+    }
+    let memory = results
+        .first()
+        .map(|r| r.end_to_end_jobs_per_second)
+        .unwrap_or_default();
+    let mut measurements = Vec::new();
+    for r in &results {
+        let b = r.backend;
+        let vs_memory = (b != "memory").then_some(("queue.memory.end_to_end", memory));
+        measurements.push(measurement(
+            &format!("queue.{b}.enqueue"),
+            r.enqueue_jobs_per_second,
+            "jobs/s",
+            None,
+            true,
+        ));
+        measurements.push(measurement(
+            &format!("queue.{b}.lease_ack"),
+            r.drain_jobs_per_second,
+            "jobs/s",
+            None,
+            true,
+        ));
+        measurements.push(measurement(
+            &format!("queue.{b}.end_to_end"),
+            r.end_to_end_jobs_per_second,
+            "jobs/s",
+            vs_memory,
+            true,
+        ));
+        measurements.push(measurement(
+            &format!("queue.{b}.redeliveries"),
+            r.redeliveries as f64,
+            "deliveries",
+            None,
+            false,
+        ));
+    }
+    Ok(json!({
+        "suite": "queue",
+        "machine": machine(),
+        "data": {
+            "jobs": config.jobs,
+            "batch": config.batch,
+            "tenants": config.tenants,
+            "concurrency": config.concurrency,
+            "queues": results.iter().map(|r| r.backend).collect::<Vec<_>>(),
+            "jobs_are": "synthetic: sha256 ids, round-robin over tenants, one worker pipelining",
+        },
+        "measurements": measurements,
+    }))
 }

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use recheck::bench::{run_engine_suite, BenchConfig};
+use recheck::bench::{run_engine_suite, run_queue_suite, BenchConfig};
+use recheck::queue::bench::QueueBenchConfig;
 
 use super::engine_args::EngineArgs;
 
@@ -17,6 +18,9 @@ pub enum Suite {
     /// Backfill throughput, incremental latency per change kind, memory;
     /// against the reference matcher (and DuckDB with --sql).
     Engine,
+    /// Enqueue, lease + ack and end-to-end jobs/s through each `--queue`,
+    /// against the in-process queue.
+    Queue,
 }
 
 #[derive(Debug, Args)]
@@ -42,6 +46,17 @@ pub struct BenchArgs {
     /// Also run the DuckDB baseline (python3 with the duckdb package).
     #[arg(long)]
     pub sql: bool,
+    /// Queues for `--suite queue` (repeatable; the in-process queue always
+    /// runs as the baseline).
+    #[arg(
+        long = "queue",
+        value_name = "URL",
+        default_values_t = ["nats://127.0.0.1:4222".to_string(), "redis://127.0.0.1:6379".to_string()]
+    )]
+    pub queues: Vec<String>,
+    /// Jobs per queue for `--suite queue`.
+    #[arg(long, default_value_t = 10_000)]
+    pub jobs: usize,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -64,6 +79,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let report = match args.suite {
         Suite::Engine => run_engine_suite(&config, &mut |step| eprintln!("bench: {step}"))
             .context("engine benchmark")?,
+        Suite::Queue => {
+            let queue_config = QueueBenchConfig {
+                jobs: if args.quick { 1_000 } else { args.jobs },
+                ..QueueBenchConfig::default()
+            };
+            run_queue_suite(&args.queues, &queue_config, &mut |step| {
+                eprintln!("bench: {step}")
+            })
+            .context("queue benchmark")?
+        }
     };
     std::fs::remove_dir_all(&config.scratch).ok();
     let mut out = std::io::stdout().lock();
