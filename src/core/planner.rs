@@ -44,6 +44,13 @@ pub fn priority_of(severity: Option<Rating>) -> Priority {
     }
 }
 
+/// One artifact's deltas of a window, gathered into its job.
+#[derive(Default)]
+struct Coalesced {
+    reasons: Vec<JobReason>,
+    worst: Option<Rating>,
+}
+
 impl Planner {
     /// The window's deltas as the ledger stores them, from the engine's
     /// rendered findings.
@@ -64,20 +71,19 @@ impl Planner {
         deltas: &[ImpactDelta],
         closed_at: DateTime<Utc>,
     ) -> Vec<RecheckJob> {
-        let mut by_artifact: BTreeMap<(&str, &str), (Vec<JobReason>, Option<Rating>)> =
-            BTreeMap::new();
+        let mut by_artifact: BTreeMap<(&str, &str), Coalesced> = BTreeMap::new();
         for d in deltas {
             let f = &d.finding;
-            let (reasons, severity) = by_artifact
+            let job = by_artifact
                 .entry((f.tenant.as_str(), f.artifact.as_str()))
                 .or_default();
-            reasons.push(JobReason {
+            job.reasons.push(JobReason {
                 advisory: f.advisory.clone(),
                 vulnerability: f.vulnerability.clone(),
                 status: f.status,
                 direction: Direction::of_diff(d.diff),
             });
-            *severity = (*severity).max(f.severity);
+            job.worst = job.worst.max(f.severity);
         }
         // Saturates instead of failing: only reachable with a clock near the
         // end of chrono's range.
@@ -87,14 +93,14 @@ impl Planner {
             .to_rfc3339_opts(SecondsFormat::Secs, true);
         let mut jobs: Vec<RecheckJob> = by_artifact
             .into_iter()
-            .map(|((tenant, artifact), (reasons, severity))| {
+            .map(|((tenant, artifact), job)| {
                 RecheckJob::planned(
                     tenant,
                     artifact,
                     window,
                     JobKind::Reevaluate,
-                    reasons,
-                    priority_of(severity),
+                    job.reasons,
+                    priority_of(job.worst),
                     deadline.clone(),
                 )
             })
