@@ -3,3 +3,5 @@
 //! [`crate::store::Store`].
 
 pub mod ledger;
+pub mod pipeline;
+pub mod planner;

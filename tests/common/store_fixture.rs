@@ -1,6 +1,6 @@
 //! The real-data fixture the store tests share: the bundled samples as an
 //! input log of three windows, run through the real engine for each window's
-//! impact deltas, planned into jobs the way the planner will (one per
+//! impact deltas, planned into jobs by the production planner (one per
 //! artifact and window); and the direct-to-backend tampering of a ledger
 //! payload that `recheck ledger verify` must catch.
 
@@ -11,13 +11,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use recheck::core::planner::Planner;
 use recheck::engine::record::{InputRecord, LogEntry};
 use recheck::engine::{Engine, EngineConfig};
 use recheck::formats;
-use recheck::model::{
-    Direction, ImpactDelta, ImpactFinding, JobKind, JobReason, Priority, RecheckJob, Scope,
-};
-use recheck::store::{CommitOutcome, CursorMove, Store, WindowCommit};
+use recheck::model::{ImpactDelta, ImpactFinding, Scope};
+use recheck::store::{CommitOutcome, Store, WindowCommit};
 
 /// The sample set as an input log of three windows, and the deltas the
 /// engine emitted for each.
@@ -106,10 +105,7 @@ fn build_fixture() -> Fixture {
                 })
                 .unwrap();
             if let Some(closed) = closed {
-                deltas.push(ImpactDelta::from_findings(
-                    closed.deltas.window,
-                    closed.findings.iter().map(|(f, d)| (f, *d as i64)),
-                ));
+                deltas.push(Planner::deltas(&closed));
             }
         }
     }
@@ -151,48 +147,22 @@ pub fn closing_seq(fx: &Fixture, w: usize) -> u64 {
     fx.windows[..w].iter().map(|r| r.len() as u64).sum()
 }
 
-/// One job per (tenant, artifact) of the window's deltas, as the planner makes them.
-pub fn plan(deltas: &[ImpactDelta]) -> Vec<RecheckJob> {
-    let mut by_artifact: BTreeMap<(String, String), Vec<JobReason>> = BTreeMap::new();
-    for d in deltas {
-        by_artifact
-            .entry((d.finding.tenant.clone(), d.finding.artifact.clone()))
-            .or_default()
-            .push(JobReason {
-                advisory: d.finding.advisory.clone(),
-                vulnerability: d.finding.vulnerability.clone(),
-                status: d.finding.status,
-                direction: Direction::of_diff(d.diff),
-            });
-    }
-    by_artifact
-        .into_iter()
-        .map(|((tenant, artifact), reasons)| {
-            RecheckJob::planned(
-                &tenant,
-                &artifact,
-                deltas[0].window,
-                JobKind::Reevaluate,
-                reasons,
-                Priority::High,
-                "2026-12-01T10:05:00Z".into(),
-            )
-        })
-        .collect()
+/// When the fixture's windows close (the planner's SLA deadlines start here).
+pub fn closed_at() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+        .unwrap()
+        .to_utc()
 }
 
-/// The commit of window `w` (1-based) with its jobs and the planner's cursor.
+/// The commit of window `w` (1-based) as the production planner makes it,
+/// with its jobs and the planner's cursor.
 pub fn commit_of(fx: &Fixture, w: usize) -> WindowCommit {
-    let deltas = fx.deltas[w - 1].clone();
-    WindowCommit::new(
+    Planner::default().commit(
         w as u64,
         closing_seq(fx, w),
-        deltas.clone(),
-        plan(&deltas),
-        vec![CursorMove {
-            name: "planner".into(),
-            position: w as u64,
-        }],
+        fx.deltas[w - 1].clone(),
+        closed_at(),
+        Some(w as u64),
     )
 }
 

@@ -1,0 +1,164 @@
+//! The write path of the scheduler core in one place: input records are
+//! appended to the store's input log first (so nothing is applied that the
+//! log does not hold), then applied to the engine with the sequence numbers
+//! the store assigned; each `WindowClosed` turns into the planner's
+//! [`WindowCommit`] — ledger entry, snapshot changes, jobs and the planner's
+//! cursor in one store transaction.
+//!
+//! The engine is synchronous and the store async, so the pipeline owns a
+//! current-thread tokio runtime and blocks on each store call; callers stay
+//! synchronous (the CLI, tests, later the single log writer of `serve`).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::engine::record::{InputRecord, LogEntry};
+use crate::engine::{ClosedWindow, Engine, EngineConfig, EngineError};
+use crate::model::LedgerEntry;
+use crate::store::{self, CommitOutcome, Store, StoreError};
+
+use super::planner::Planner;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    #[error("starting the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The engine starts empty and cannot yet be rebuilt from a stored log,
+    /// so it only writes into a store whose input log is empty.
+    #[error(
+        "the store's input log already holds {0} records; \
+         rebuilding the engine from a stored log is not implemented yet"
+    )]
+    NotEmpty(u64),
+}
+
+pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
+
+/// What the caller's clock says when a window closes (the planner's SLA
+/// deadlines start there).
+pub type Clock = Box<dyn Fn() -> DateTime<Utc> + Send>;
+
+/// One window that closed and was committed.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The engine's output for the window (rows and rendered findings).
+    pub closed: ClosedWindow,
+    pub outcome: CommitOutcome,
+    pub deltas: usize,
+    pub jobs: usize,
+}
+
+/// Input log → engine → planner → window commit, on one store.
+pub struct Pipeline {
+    store: Arc<dyn Store>,
+    engine: Engine,
+    planner: Planner,
+    clock: Clock,
+    head: Option<LedgerEntry>,
+    // Last, so the store's connections close before the runtime stops.
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Pipeline {
+    /// Open the store at `url` (see [`store::open`]) and start an engine.
+    pub fn open(
+        url: &str,
+        engine: &EngineConfig,
+        planner: Planner,
+        clock: Clock,
+    ) -> Result<Pipeline> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(PipelineError::Runtime)?;
+        let (store, last_seq, head) = runtime.block_on(async {
+            let store = store::open(url).await?;
+            let last_seq = store.last_seq().await?;
+            let head = store.ledger_head().await?;
+            Ok::<_, StoreError>((store, last_seq, head))
+        })?;
+        if last_seq > 0 {
+            return Err(PipelineError::NotEmpty(last_seq));
+        }
+        let engine = Engine::start(engine)?;
+        Ok(Pipeline {
+            store,
+            engine,
+            planner,
+            clock,
+            head,
+            runtime,
+        })
+    }
+
+    /// Append `records` to the input log as one batch, then apply them in
+    /// order; every window they close is planned and committed before the
+    /// next record is applied. Returns the committed windows.
+    pub fn push(&mut self, records: &[InputRecord]) -> Result<Vec<Committed>> {
+        let seqs =
+            self.runtime
+                .block_on(store::append_records(self.store.as_ref(), records, &[]))?;
+        let mut committed = Vec::new();
+        for (seq, record) in seqs.into_iter().zip(records) {
+            let entry = LogEntry {
+                seq,
+                record: record.clone(),
+            };
+            if let Some(closed) = self.engine.apply(&entry)? {
+                committed.push(self.commit(seq, closed)?);
+            }
+        }
+        Ok(committed)
+    }
+
+    fn commit(&mut self, seq: u64, closed: ClosedWindow) -> Result<Committed> {
+        let window = closed.deltas.window;
+        let deltas = Planner::deltas(&closed);
+        // The planner has read everything up to and including this entry.
+        let cursor = self.head.as_ref().map_or(1, |h| h.index + 2);
+        let commit = self
+            .planner
+            .commit(window, seq, deltas, (self.clock)(), Some(cursor));
+        let outcome = self.runtime.block_on(self.store.commit_window(&commit))?;
+        self.head = match &outcome {
+            CommitOutcome::Committed { entry, .. } => Some(entry.clone()),
+            // Someone else committed it: follow the store's head.
+            CommitOutcome::AlreadyCommitted { .. } => {
+                self.runtime.block_on(self.store.ledger_head())?
+            }
+        };
+        tracing::debug!(
+            window,
+            deltas = commit.deltas.len(),
+            jobs = commit.jobs.len(),
+            "window committed"
+        );
+        Ok(Committed {
+            closed,
+            outcome,
+            deltas: commit.deltas.len(),
+            jobs: commit.jobs.len(),
+        })
+    }
+
+    /// The store's backend (`embedded`, `postgres`, `mongodb`).
+    pub fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    /// The last committed ledger entry.
+    pub fn head(&self) -> Option<&LedgerEntry> {
+        self.head.as_ref()
+    }
+
+    /// Stop the engine and close the store.
+    pub fn shutdown(self) {
+        self.engine.shutdown();
+    }
+}

@@ -1,0 +1,357 @@
+//! The write path end to end: the bundled samples (window 1), acme's VEX
+//! document (window 2) and an advisory withdrawal (window 3) go through the
+//! production pipeline (input log → engine → planner → window commit) into
+//! the embedded store and into PostgreSQL (a fresh schema, dropped after).
+//! Both must hold the same ledger (same payload bytes, same head hash) and the
+//! same jobs; every delta of every window is covered by exactly one job (its
+//! artifact's job of that window) and every job by its deltas; committing a
+//! window again creates nothing; `recheck ledger verify` passes on both; and
+//! `recheck backfill --into` commits what it prints.
+
+mod common;
+#[path = "common/store_fixture.rs"]
+mod store_fixture;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::skip;
+use recheck::core::pipeline::{Pipeline, PipelineError};
+use recheck::core::planner::{Planner, CURSOR};
+use recheck::engine::EngineConfig;
+use recheck::model::{
+    Direction, JobKind, JobReason, JobState, LedgerPayload, LedgerRecord, RecheckJob,
+};
+use recheck::store::{self, CommitOutcome, JobFilter, Store};
+use store_fixture::{closed_at, fixture, Fixture};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn postgres_base() -> Option<String> {
+    let base = std::env::var("RECHECK_POSTGRES_URI")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    match runtime().block_on(tokio_postgres::connect(&base, tokio_postgres::NoTls)) {
+        Ok(_) => Some(base),
+        Err(e) => {
+            skip(&format!(
+                "PostgreSQL not reachable at {base} ({e}): set RECHECK_POSTGRES_URI"
+            ));
+            None
+        }
+    }
+}
+
+/// A fresh PostgreSQL schema, dropped when the test ends (also on failure).
+struct Schema {
+    base: String,
+    name: String,
+}
+
+impl Schema {
+    fn new(base: &str, check: &str) -> Schema {
+        Schema {
+            base: base.to_string(),
+            name: format!("rc_{}_pipeline_{check}", std::process::id()),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("{}?schema={}", self.base, self.name)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        runtime().block_on(async {
+            if let Ok((client, conn)) =
+                tokio_postgres::connect(&self.base, tokio_postgres::NoTls).await
+            {
+                tokio::spawn(conn);
+                let _ = client
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name))
+                    .await;
+            }
+        });
+    }
+}
+
+/// The fixture's windows through a fresh pipeline into `url`.
+fn run_pipeline(url: &str, fx: &Fixture) {
+    let mut pipeline = Pipeline::open(
+        url,
+        &EngineConfig::default(),
+        Planner::default(),
+        Box::new(closed_at),
+    )
+    .unwrap();
+    for (w, records) in fx.windows.iter().enumerate() {
+        let committed = pipeline.push(records).unwrap();
+        assert_eq!(committed.len(), 1, "window {} closes once", w + 1);
+        let c = &committed[0];
+        assert_eq!(c.closed.deltas.window, w as u64 + 1);
+        assert!(
+            matches!(c.outcome, CommitOutcome::Committed { new_jobs, .. } if new_jobs == c.jobs)
+        );
+        assert_eq!(c.deltas, fx.deltas[w].len());
+    }
+    assert_eq!(pipeline.head().map(|h| h.index), Some(2));
+    pipeline.shutdown();
+}
+
+/// What a store holds after the pipeline ran.
+#[derive(Debug, PartialEq)]
+struct Stored {
+    ledger: Vec<LedgerRecord>,
+    jobs: Vec<RecheckJob>,
+    cursor: Option<u64>,
+}
+
+async fn stored(store: &dyn Store) -> Stored {
+    Stored {
+        ledger: store.read_ledger(0, 100).await.unwrap(),
+        jobs: store.jobs(&JobFilter::default()).await.unwrap(),
+        cursor: store.cursor(CURSOR).await.unwrap(),
+    }
+}
+
+fn payload(record: &LedgerRecord) -> LedgerPayload {
+    serde_json::from_slice(&record.payload).unwrap()
+}
+
+/// Every delta is covered by exactly one job (its artifact's job of its
+/// window, whose reasons name it), and every job's reasons are exactly those
+/// of its artifact's deltas in that window.
+fn check_coverage(s: &Stored, fx: &Fixture) {
+    assert_eq!(s.ledger.len(), fx.windows.len());
+    for (w, record) in s.ledger.iter().enumerate() {
+        let p = payload(record);
+        assert_eq!(p.window, w as u64 + 1);
+        assert_eq!(
+            p.deltas, fx.deltas[w],
+            "window {}: the engine's deltas",
+            p.window
+        );
+        let jobs: Vec<&RecheckJob> = s.jobs.iter().filter(|j| j.window == p.window).collect();
+        let mut expected: BTreeMap<(&str, &str), BTreeSet<JobReason>> = BTreeMap::new();
+        for d in &p.deltas {
+            let f = &d.finding;
+            let covering: Vec<&&RecheckJob> = jobs
+                .iter()
+                .filter(|j| j.tenant == f.tenant && j.artifact == f.artifact)
+                .collect();
+            assert_eq!(covering.len(), 1, "window {}: delta {d:?}", p.window);
+            let reason = JobReason {
+                advisory: f.advisory.clone(),
+                vulnerability: f.vulnerability.clone(),
+                status: f.status,
+                direction: Direction::of_diff(d.diff),
+            };
+            assert!(covering[0].reasons.contains(&reason), "{reason:?}");
+            expected
+                .entry((&f.tenant, &f.artifact))
+                .or_default()
+                .insert(reason);
+        }
+        assert_eq!(
+            jobs.len(),
+            expected.len(),
+            "window {}: one job per artifact",
+            p.window
+        );
+        for job in jobs {
+            let reasons = &expected[&(job.tenant.as_str(), job.artifact.as_str())];
+            assert_eq!(job.reasons, reasons.iter().cloned().collect::<Vec<_>>());
+            assert_eq!(job.kind, JobKind::Reevaluate);
+            assert_eq!(job.state, JobState::Planned);
+            assert_eq!(job.sla_deadline, "2026-12-01T10:05:00Z");
+            assert_eq!(
+                job.id,
+                RecheckJob::compute_id(&job.tenant, &job.artifact, job.window, &job.reasons)
+            );
+        }
+    }
+    let ids: BTreeSet<&str> = s.jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids.len(), s.jobs.len(), "a job id appears twice");
+    // The planner has read all three entries.
+    assert_eq!(s.cursor, Some(3));
+}
+
+/// Planning and committing every window again finds it committed and writes
+/// nothing.
+async fn recommit(store: &dyn Store, before: &Stored) {
+    for record in &before.ledger {
+        let p = payload(record);
+        let commit = Planner::default().commit(p.window, p.seq, p.deltas, closed_at(), Some(9));
+        let outcome = store.commit_window(&commit).await.unwrap();
+        assert_eq!(
+            outcome,
+            CommitOutcome::AlreadyCommitted {
+                entry: record.entry.clone()
+            }
+        );
+    }
+    assert_eq!(&stored(store).await, before);
+}
+
+fn recheck() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_recheck"))
+}
+
+/// `recheck ledger verify` passes and names `head`.
+fn ledger_verify(url: &str, entries: usize, head: &str) {
+    let out = recheck()
+        .args(["ledger", "verify", "--store", url])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("{entries} entries")), "{stdout}");
+    assert!(stdout.contains(head), "{stdout}");
+}
+
+/// Run the pipeline into `url` and check everything one store can show.
+fn pipeline_into(url: &str, fx: &Fixture) -> Stored {
+    run_pipeline(url, fx);
+    let rt = runtime();
+    let s = rt.block_on(async {
+        let store = store::open(url).await.unwrap();
+        let s = stored(store.as_ref()).await;
+        check_coverage(&s, fx);
+        recommit(store.as_ref(), &s).await;
+        s
+    });
+    // A second pipeline cannot start on a store whose log it has not read.
+    let err = Pipeline::open(
+        url,
+        &EngineConfig::default(),
+        Planner::default(),
+        Box::new(closed_at),
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(err, PipelineError::NotEmpty(n) if n > 0), "{err}");
+    let head = &s.ledger.last().unwrap().entry.hash;
+    ledger_verify(url, fx.windows.len(), head);
+    s
+}
+
+#[test]
+fn embedded_and_postgres_hold_the_same_ledger_and_jobs() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let embedded_url = format!("redb://{}", dir.path().join("pipeline.redb").display());
+    let embedded = pipeline_into(&embedded_url, fx);
+    eprintln!(
+        "embedded: {} entries, {} jobs, head {}",
+        embedded.ledger.len(),
+        embedded.jobs.len(),
+        embedded.ledger[2].entry.hash
+    );
+    let Some(base) = postgres_base() else { return };
+    let schema = Schema::new(&base, "agree");
+    let postgres = pipeline_into(&schema.url(), fx);
+    assert_eq!(
+        postgres, embedded,
+        "the same ledger bytes, head hash and jobs"
+    );
+}
+
+fn samples_args(cmd: &mut Command) {
+    let s = recheck::samples::bundled_dir();
+    cmd.arg("--advisories")
+        .arg(s.join("advisories"))
+        .arg("--sbom")
+        .arg(s.join("sboms"))
+        .arg("--vex")
+        .arg(s.join("vex"));
+}
+
+fn backfill(into: Option<&str>) -> Output {
+    let mut cmd = recheck();
+    cmd.arg("backfill");
+    samples_args(&mut cmd);
+    if let Some(url) = into {
+        cmd.args(["--into", url]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `backfill --into`: stdout is unchanged, the store holds one verified
+/// window whose deltas are the printed findings and whose jobs cover them,
+/// and stderr reports what was committed.
+fn backfill_into(url: &str, plain: &Output) -> Stored {
+    let out = backfill(Some(url));
+    assert_eq!(out.stdout, plain.stdout, "stdout unchanged");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let s = runtime().block_on(async { stored(store::open(url).await.unwrap().as_ref()).await });
+    assert_eq!(s.ledger.len(), 1);
+    let p = payload(&s.ledger[0]);
+    let printed = plain.stdout.iter().filter(|b| **b == b'\n').count();
+    assert_eq!(p.deltas.len(), printed, "one +1 delta per printed finding");
+    assert!(p.deltas.iter().all(|d| d.diff == 1));
+    let artifacts: BTreeSet<(&str, &str)> = p
+        .deltas
+        .iter()
+        .map(|d| (d.finding.tenant.as_str(), d.finding.artifact.as_str()))
+        .collect();
+    assert_eq!(s.jobs.len(), artifacts.len());
+    let line = format!(
+        "committed window 1 into the {} store in",
+        if url.starts_with("postgres") {
+            "postgres"
+        } else {
+            "embedded"
+        }
+    );
+    assert!(stderr.contains(&line), "{stderr}");
+    let counts = format!(
+        "{} deltas, {} jobs ({} new)",
+        printed,
+        s.jobs.len(),
+        s.jobs.len()
+    );
+    assert!(stderr.contains(&counts), "{stderr}");
+    ledger_verify(url, 1, &s.ledger[0].entry.hash);
+    // The same load into a store that already holds it is refused.
+    let again = {
+        let mut cmd = recheck();
+        cmd.arg("backfill");
+        samples_args(&mut cmd);
+        cmd.args(["--into", url]).output().unwrap()
+    };
+    assert!(!again.status.success());
+    s
+}
+
+#[test]
+fn backfill_into_embedded_and_postgres() {
+    let plain = backfill(None);
+    assert!(!plain.stdout.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("backfill.redb");
+    let embedded = backfill_into(&path.display().to_string(), &plain);
+    assert!(Path::new(&path).is_file());
+    let Some(base) = postgres_base() else { return };
+    let schema = Schema::new(&base, "backfill");
+    let postgres = backfill_into(&schema.url(), &plain);
+    // Same ledger bytes; job deadlines follow the wall clock, ids do not.
+    assert_eq!(postgres.ledger, embedded.ledger);
+    let ids = |s: &Stored| s.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&postgres), ids(&embedded));
+}
