@@ -265,7 +265,10 @@ pub fn run_engine_suite(
         }))?;
     }
     let mut window = 1u64;
-    engine.apply(&next(InputRecord::WindowClosed { window }))?;
+    engine.apply(&next(InputRecord::WindowClosed {
+        window,
+        closed_at: None,
+    }))?;
     let rss_instances = rss_bytes().unwrap_or(0);
     for a in &loaded {
         engine.apply(&next(InputRecord::Advisory {
@@ -273,7 +276,10 @@ pub fn run_engine_suite(
         }))?;
     }
     window += 1;
-    let closed = engine.apply(&next(InputRecord::WindowClosed { window }))?;
+    let closed = engine.apply(&next(InputRecord::WindowClosed {
+        window,
+        closed_at: None,
+    }))?;
     let backfill_time = t.elapsed();
     let engine_rows = closed.map(|c| c.deltas.rows.len()).unwrap_or(0);
     // (`closed` is gone here: the window's output is not resident engine state.)
@@ -422,7 +428,10 @@ pub fn run_engine_suite(
         for r in records {
             engine.apply(&next(r))?;
         }
-        let closed = engine.apply(&next(InputRecord::WindowClosed { window }))?;
+        let closed = engine.apply(&next(InputRecord::WindowClosed {
+            window,
+            closed_at: None,
+        }))?;
         let elapsed = t.elapsed();
         latencies.entry(kind).or_default().push(elapsed);
         *deltas_out.entry(kind).or_default() += closed.map(|c| c.deltas.rows.len()).unwrap_or(0);
@@ -445,7 +454,10 @@ pub fn run_engine_suite(
             engine.apply(&next(InputRecord::Advisory {
                 advisory: a.clone(),
             }))?;
-            let closed = engine.apply(&next(InputRecord::WindowClosed { window }))?;
+            let closed = engine.apply(&next(InputRecord::WindowClosed {
+                window,
+                closed_at: None,
+            }))?;
             let d = t.elapsed();
             let rows = closed.map(|c| c.deltas.rows.len()).unwrap_or(0);
             hot_latency = Some((

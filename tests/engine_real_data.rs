@@ -173,7 +173,10 @@ fn run(corpus: &Corpus, ops: &[Op], config: &EngineConfig) -> (usize, usize, Vec
         sbom: s.clone(),
     }));
     let mut window = 1;
-    records.push(InputRecord::WindowClosed { window });
+    records.push(InputRecord::WindowClosed {
+        window,
+        closed_at: None,
+    });
     let (n_adv, n_sbom, n_vex, n_aim) = (
         corpus.advisories.len(),
         corpus.sboms.len(),
@@ -230,7 +233,10 @@ fn run(corpus: &Corpus, ops: &[Op], config: &EngineConfig) -> (usize, usize, Vec
             }
             Op::Aim(..) | Op::Close => {
                 window += 1;
-                InputRecord::WindowClosed { window }
+                InputRecord::WindowClosed {
+                    window,
+                    closed_at: None,
+                }
             }
         });
     }

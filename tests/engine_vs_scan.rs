@@ -270,7 +270,10 @@ fn run_ops(pools: &Pools, ops: &[Op], config: &EngineConfig) -> History {
             }
             Op::Close => {
                 window += 1;
-                InputRecord::WindowClosed { window }
+                InputRecord::WindowClosed {
+                    window,
+                    closed_at: None,
+                }
             }
         };
         state.apply(seq, &record);

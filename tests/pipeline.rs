@@ -19,6 +19,7 @@ use std::process::{Command, Output};
 use common::skip;
 use recheck::core::pipeline::{Pipeline, PipelineError};
 use recheck::core::planner::{Planner, CURSOR};
+use recheck::engine::record::InputRecord;
 use recheck::engine::EngineConfig;
 use recheck::model::{
     Direction, JobKind, JobReason, JobState, LedgerPayload, LedgerRecord, RecheckJob,
@@ -124,6 +125,28 @@ fn payload(record: &LedgerRecord) -> LedgerPayload {
     serde_json::from_slice(&record.payload).unwrap()
 }
 
+/// The writer stamped every `WindowClosed` it appended, and each job's SLA
+/// deadline is its window's stamp plus the planner's SLA: a replay of the
+/// stored log plans the same deadlines.
+async fn check_deadlines_replay(store: &dyn Store, s: &Stored) {
+    let log = store.read_inputs(1, 10_000).await.unwrap();
+    let stamps: Vec<(u64, String)> = log
+        .iter()
+        .filter_map(|e| match e.log_entry().unwrap().record {
+            InputRecord::WindowClosed { window, closed_at } => Some((window, closed_at.unwrap())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stamps.len(), 3, "every window close is in the log, stamped");
+    let sla = Planner::default().sla;
+    for job in &s.jobs {
+        let (_, stamp) = stamps.iter().find(|(w, _)| *w == job.window).unwrap();
+        let closed = chrono::DateTime::parse_from_rfc3339(stamp).unwrap();
+        let deadline = chrono::DateTime::parse_from_rfc3339(&job.sla_deadline).unwrap();
+        assert_eq!(deadline - closed, sla, "job {} deadline", job.id);
+    }
+}
+
 /// Every delta is covered by exactly one job (its artifact's job of its
 /// window, whose reasons name it), and every job's reasons are exactly those
 /// of its artifact's deltas in that window.
@@ -227,6 +250,7 @@ fn pipeline_into(url: &str, fx: &Fixture) -> Stored {
         let store = store::open(url).await.unwrap();
         let s = stored(store.as_ref()).await;
         check_coverage(&s, fx);
+        check_deadlines_replay(store.as_ref(), &s).await;
         recommit(store.as_ref(), &s).await;
         s
     });

@@ -123,7 +123,10 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         tenant: recheck::scan::tenant_of(&sbom).to_string(),
         sbom,
     }));
-    records.push(InputRecord::WindowClosed { window: 1 });
+    records.push(InputRecord::WindowClosed {
+        window: 1,
+        closed_at: None,
+    });
 
     let start = Instant::now();
     let mut progress = Progress::new(records.len() as u64);

@@ -40,8 +40,9 @@ pub enum PipelineError {
 
 pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
 
-/// What the caller's clock says when a window closes (the planner's SLA
-/// deadlines start there).
+/// The log writer's clock: it stamps each `WindowClosed` it appends without a
+/// `closed_at`, and the planner's SLA deadlines start at that stamp, so a
+/// replay of the stored log plans the same deadlines.
 pub type Clock = Box<dyn Fn() -> DateTime<Utc> + Send>;
 
 /// One window that closed and was committed.
@@ -101,30 +102,58 @@ impl Pipeline {
     /// order; every window they close is planned and committed before the
     /// next record is applied. Returns the committed windows.
     pub fn push(&mut self, records: &[InputRecord]) -> Result<Vec<Committed>> {
+        let records: Vec<InputRecord> = records
+            .iter()
+            .cloned()
+            .map(|record| match record {
+                InputRecord::WindowClosed {
+                    window,
+                    closed_at: None,
+                } => InputRecord::WindowClosed {
+                    window,
+                    closed_at: Some(
+                        (self.clock)().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    ),
+                },
+                other => other,
+            })
+            .collect();
         let seqs =
             self.runtime
-                .block_on(store::append_records(self.store.as_ref(), records, &[]))?;
+                .block_on(store::append_records(self.store.as_ref(), &records, &[]))?;
         let mut committed = Vec::new();
         for (seq, record) in seqs.into_iter().zip(records) {
-            let entry = LogEntry {
-                seq,
-                record: record.clone(),
+            let closed_at = match &record {
+                InputRecord::WindowClosed {
+                    closed_at: Some(at),
+                    ..
+                } => DateTime::parse_from_rfc3339(at)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc)),
+                _ => None,
             };
+            let entry = LogEntry { seq, record };
             if let Some(closed) = self.engine.apply(&entry)? {
-                committed.push(self.commit(seq, closed)?);
+                let closed_at = closed_at.unwrap_or_else(|| (self.clock)());
+                committed.push(self.commit(seq, closed, closed_at)?);
             }
         }
         Ok(committed)
     }
 
-    fn commit(&mut self, seq: u64, closed: ClosedWindow) -> Result<Committed> {
+    fn commit(
+        &mut self,
+        seq: u64,
+        closed: ClosedWindow,
+        closed_at: DateTime<Utc>,
+    ) -> Result<Committed> {
         let window = closed.deltas.window;
         let deltas = Planner::deltas(&closed);
         // The planner has read everything up to and including this entry.
         let cursor = self.head.as_ref().map_or(1, |h| h.index + 2);
         let commit = self
             .planner
-            .commit(window, seq, deltas, (self.clock)(), Some(cursor));
+            .commit(window, seq, deltas, closed_at, Some(cursor));
         let outcome = self.runtime.block_on(self.store.commit_window(&commit))?;
         self.head = match &outcome {
             CommitOutcome::Committed { entry, .. } => Some(entry.clone()),

@@ -440,7 +440,7 @@ impl Engine {
     /// and rendered as findings, with their diffs).
     pub fn apply(&mut self, entry: &LogEntry) -> Result<Option<ClosedWindow>, EngineError> {
         match &entry.record {
-            InputRecord::WindowClosed { window } => {
+            InputRecord::WindowClosed { window, .. } => {
                 if *window >= 1 << WINDOW_SHIFT {
                     return Err(EngineError::WindowRange(*window));
                 }

@@ -56,9 +56,13 @@ pub enum InputRecord {
         runtime: RuntimeState,
     },
     /// Everything appended since the previous `WindowClosed` belongs to
-    /// `window`; the engine may now compute and emit its deltas.
+    /// `window`; the engine may now compute and emit its deltas. The log
+    /// writer stamps `closed_at` (UTC RFC 3339) when it appends the record,
+    /// so SLA deadlines derived from it replay exactly; the engine ignores it.
     WindowClosed {
         window: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        closed_at: Option<String>,
     },
 }
 

@@ -68,7 +68,10 @@ fn build_fixture() -> Fixture {
             });
         }
     }
-    w1.push(InputRecord::WindowClosed { window: 1 });
+    w1.push(InputRecord::WindowClosed {
+        window: 1,
+        closed_at: None,
+    });
     // Window 2: acme's VEX document suppresses requests in payments-api.
     let scope = Scope::Tenant(ACME.into());
     let mut w2: Vec<InputRecord> = formats::load::load(&[samples.join("vex")], |name, bytes| {
@@ -82,13 +85,19 @@ fn build_fixture() -> Fixture {
         statements,
     })
     .collect();
-    w2.push(InputRecord::WindowClosed { window: 2 });
+    w2.push(InputRecord::WindowClosed {
+        window: 2,
+        closed_at: None,
+    });
     // Window 3: the Django advisory's source goes away.
     let w3 = vec![
         InputRecord::AdvisoryRemoved {
             id: WITHDRAWN.into(),
         },
-        InputRecord::WindowClosed { window: 3 },
+        InputRecord::WindowClosed {
+            window: 3,
+            closed_at: None,
+        },
     ];
     let windows = vec![w1, w2, w3];
 
