@@ -53,19 +53,8 @@ fn verify_store(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    // Opening an embedded store creates its file; a mistyped path must not
-    // verify as an empty ledger.
-    if let Some(path) = recheck::store::embedded_path(&args.store) {
-        anyhow::ensure!(
-            std::path::Path::new(path).is_file(),
-            "opening store {}: no such file",
-            args.store
-        );
-    }
     runtime.block_on(async {
-        let store = recheck::store::open(&args.store)
-            .await
-            .with_context(|| format!("opening store {}", args.store))?;
+        let store = open_existing(&args.store).await?;
         let verdict = verify(store.as_ref())
             .await
             .context("reading the ledger")?;
@@ -92,4 +81,20 @@ fn verify_store(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             }
         })
     })
+}
+
+/// Opens a store that must already exist: opening an embedded store creates
+/// its file, and a mistyped path must not read as an empty ledger.
+pub(super) async fn open_existing(
+    url: &str,
+) -> anyhow::Result<std::sync::Arc<dyn recheck::store::Store>> {
+    if let Some(path) = recheck::store::embedded_path(url) {
+        anyhow::ensure!(
+            std::path::Path::new(path).is_file(),
+            "opening store {url}: no such file"
+        );
+    }
+    recheck::store::open(url)
+        .await
+        .with_context(|| format!("opening store {url}"))
 }

@@ -8,6 +8,7 @@ mod engine_args;
 mod inputs;
 mod keygen;
 mod ledger;
+mod replay;
 mod scan;
 mod verify;
 mod version_order;
@@ -41,6 +42,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Inspect a store's delta ledger (`verify`: check its hash chain).
     Ledger(ledger::LedgerArgs),
+    /// Recompute a store's windows from its input log and compare deltas and
+    /// jobs with what was recorded: exit 0 identical, 1 different.
+    Replay(replay::ReplayArgs),
     /// Sort versions read from stdin (one per line) in an ecosystem's order.
     VersionOrder(version_order::VersionOrderArgs),
     /// Make the ed25519 key pair that signs completion events (private key
@@ -58,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backfill(args) => backfill::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Ledger(args) => ledger::run(args),
+        Command::Replay(args) => replay::run(args),
         Command::VersionOrder(args) => version_order::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Verify(args) => verify::run(args),

@@ -5,3 +5,4 @@
 pub mod ledger;
 pub mod pipeline;
 pub mod planner;
+pub mod replay;
