@@ -47,6 +47,8 @@ pub enum BenchError {
     Sql(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("store {url}: {message}")]
+    Store { url: String, message: String },
     #[error("queue {url}: {source}")]
     Queue {
         url: String,
@@ -743,4 +745,176 @@ pub fn run_queue_suite(
         },
         "measurements": measurements,
     }))
+}
+
+/// `--suite store`: the time to commit one window (its ledger entry, impact
+/// snapshot changes and jobs, in one transaction) on each store, as deltas/s
+/// and jobs/s, the embedded store as the baseline; then the time to verify
+/// the ledger. The window is the backfill of a real-shaped fleet through the
+/// engine and the production planner.
+pub fn run_store_suite(
+    config: &BenchConfig,
+    urls: &[String],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Value, BenchError> {
+    use crate::core::planner::Planner;
+
+    let (advisories, corpus_sboms, source) = load_advisories()?;
+    let corpus = Corpus::from_documents(&advisories, &corpus_sboms);
+    let shape = FleetShape {
+        instances: config.instances,
+        components_per_artifact: config.components_per_artifact,
+        tenants: 4,
+        seed: config.seed,
+    };
+    progress("engine backfill (the window to commit)");
+    let mut engine = Engine::start(&config.engine)?;
+    let mut seq = 0u64;
+    for a in &advisories {
+        seq += 1;
+        engine.apply(&LogEntry {
+            seq,
+            record: InputRecord::Advisory {
+                advisory: a.clone(),
+            },
+        })?;
+    }
+    for i in 0..shape.artifacts() {
+        let sbom = fleet::artifact(&corpus, &shape, i);
+        seq += 1;
+        engine.apply(&LogEntry {
+            seq,
+            record: InputRecord::Sbom {
+                tenant: tenant_of(&sbom).to_string(),
+                sbom,
+            },
+        })?;
+    }
+    seq += 1;
+    let closed = engine.apply(&LogEntry {
+        seq,
+        record: InputRecord::WindowClosed {
+            window: 1,
+            closed_at: None,
+        },
+    })?;
+    engine.shutdown();
+    let Some(closed) = closed else {
+        return Err(BenchError::NoData("the window did not close".into()));
+    };
+    let closed_at = chrono::DateTime::<chrono::Utc>::default();
+    let commit = Planner::default().commit(1, seq, Planner::deltas(&closed), closed_at, None);
+    drop(closed);
+    let (deltas, jobs) = (commit.deltas.len(), commit.jobs.len());
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::fs::create_dir_all(&config.scratch)?;
+    let embedded = format!("redb://{}", config.scratch.join("bench.redb").display());
+    let mut rows = Vec::new();
+    for url in std::iter::once(&embedded).chain(urls.iter()) {
+        progress(&format!(
+            "commit into {}",
+            url.split('?').next().unwrap_or(url)
+        ));
+        let result: Result<(String, f64, f64), String> = runtime.block_on(async {
+            let store = crate::store::open(url).await.map_err(|e| e.to_string())?;
+            let t = Instant::now();
+            store
+                .commit_window(&commit)
+                .await
+                .map_err(|e| e.to_string())?;
+            let commit_time = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let verdict = crate::core::ledger::verify(store.as_ref())
+                .await
+                .map_err(|e| e.to_string())?;
+            let verify_time = t.elapsed().as_secs_f64();
+            if !matches!(verdict, crate::core::ledger::Verdict::Valid { .. }) {
+                return Err(format!(
+                    "ledger does not verify after the commit: {verdict:?}"
+                ));
+            }
+            Ok((store.backend().to_string(), commit_time, verify_time))
+        });
+        let (backend, commit_time, verify_time) = result.map_err(|message| BenchError::Store {
+            url: url.clone(),
+            message,
+        })?;
+        rows.push((backend, commit_time, verify_time));
+        if let Some((base, schema)) = url.split_once("?schema=") {
+            if url.starts_with("postgres") && schema.starts_with("recheck_bench_") {
+                runtime.block_on(drop_schema(base, schema));
+            }
+        }
+    }
+    std::fs::remove_file(config.scratch.join("bench.redb")).ok();
+    let base = rows.first().map(|r| r.1).unwrap_or_default();
+    let mut measurements = Vec::new();
+    for (backend, commit_time, verify_time) in &rows {
+        let vs = (backend != "embedded").then_some(("store.embedded.commit.time", base));
+        measurements.push(measurement(
+            &format!("store.{backend}.commit.time"),
+            *commit_time,
+            "s",
+            vs,
+            false,
+        ));
+        measurements.push(measurement(
+            &format!("store.{backend}.commit.deltas_per_second"),
+            deltas as f64 / commit_time.max(1e-9),
+            "deltas/s",
+            None,
+            true,
+        ));
+        measurements.push(measurement(
+            &format!("store.{backend}.commit.jobs_per_second"),
+            jobs as f64 / commit_time.max(1e-9),
+            "jobs/s",
+            None,
+            true,
+        ));
+        measurements.push(measurement(
+            &format!("store.{backend}.ledger_verify.time"),
+            *verify_time,
+            "s",
+            None,
+            false,
+        ));
+    }
+    Ok(json!({
+        "suite": "store",
+        "machine": machine(),
+        "data": {
+            "advisory_source": source,
+            "instances": shape.instances,
+            "fleet": format!(
+                "synthetic, seeded (seed {}), {} artifacts x {} components, real package names and versions",
+                shape.seed,
+                shape.artifacts(),
+                shape.components_per_artifact
+            ),
+            "window_deltas": deltas,
+            "window_jobs": jobs,
+        },
+        "measurements": measurements,
+    }))
+}
+
+/// Drops a benchmark's own PostgreSQL schema; a failure only leaves it behind.
+async fn drop_schema(base: &str, schema: &str) {
+    let Ok((client, connection)) = tokio_postgres::connect(base, tokio_postgres::NoTls).await
+    else {
+        return;
+    };
+    let driver = tokio::spawn(connection);
+    if let Err(e) = client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+    {
+        tracing::warn!(%schema, error = %e, "could not drop the benchmark schema");
+    }
+    drop(client);
+    let _ = driver.await;
 }

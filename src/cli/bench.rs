@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use recheck::bench::{run_engine_suite, run_queue_suite, BenchConfig};
+use recheck::bench::{run_engine_suite, run_queue_suite, run_store_suite, BenchConfig};
 use recheck::queue::bench::QueueBenchConfig;
 
 use super::engine_args::EngineArgs;
@@ -21,6 +21,9 @@ pub enum Suite {
     /// Enqueue, lease + ack and end-to-end jobs/s through each `--queue`,
     /// against the in-process queue.
     Queue,
+    /// Window commit throughput (deltas/s, jobs/s) and ledger verification
+    /// on the embedded store and each `--store`.
+    Store,
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +57,10 @@ pub struct BenchArgs {
         default_values_t = ["nats://127.0.0.1:4222".to_string(), "redis://127.0.0.1:6379".to_string()]
     )]
     pub queues: Vec<String>,
+    /// Stores for `--suite store` besides the embedded one (repeatable;
+    /// default: a fresh schema in the local PostgreSQL, dropped afterwards).
+    #[arg(long = "store", value_name = "URL")]
+    pub stores: Vec<String>,
     /// Jobs per queue for `--suite queue`.
     #[arg(long, default_value_t = 10_000)]
     pub jobs: usize,
@@ -79,6 +86,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let report = match args.suite {
         Suite::Engine => run_engine_suite(&config, &mut |step| eprintln!("bench: {step}"))
             .context("engine benchmark")?,
+        Suite::Store => {
+            let stores = if args.stores.is_empty() {
+                vec![format!(
+                    "postgres://postgres@127.0.0.1:5432/test?schema=recheck_bench_{}",
+                    std::process::id()
+                )]
+            } else {
+                args.stores.clone()
+            };
+            run_store_suite(&config, &stores, &mut |step| eprintln!("bench: {step}"))
+                .context("store benchmark")?
+        }
         Suite::Queue => {
             let queue_config = QueueBenchConfig {
                 jobs: if args.quick { 1_000 } else { args.jobs },
