@@ -424,3 +424,56 @@ fn replay_reproduces_recorded_deltas_and_jobs() {
     let missing = format!("redb://{}", dir.path().join("missing.redb").display());
     assert_eq!(replay(&missing, None).status.code(), Some(2));
 }
+
+/// `recheck bench --suite store --quick` commits one real-shaped window into
+/// the embedded store and PostgreSQL, verifies both ledgers and reports
+/// throughput for each; its own schema is gone afterwards.
+#[test]
+fn store_benchmark_commits_a_window_on_each_backend() {
+    let Some(base) = postgres_base() else { return };
+    let schema = format!("recheck_bench_{}", std::process::id());
+    let url = format!("{base}?schema={schema}");
+    let out = recheck()
+        .args(["bench", "--suite", "store", "--quick", "--store", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["data"]["window_deltas"].as_u64().unwrap() > 1_000);
+    assert!(report["data"]["window_jobs"].as_u64().unwrap() > 100);
+    let names: Vec<&str> = report["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    for backend in ["embedded", "postgres"] {
+        for what in [
+            "commit.time",
+            "commit.deltas_per_second",
+            "ledger_verify.time",
+        ] {
+            let name = format!("store.{backend}.{what}");
+            assert!(names.contains(&name.as_str()), "{name} in {names:?}");
+        }
+    }
+    let left = runtime().block_on(async {
+        let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+                &[&schema],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    });
+    assert_eq!(left, 0, "the benchmark drops its schema");
+}
