@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::skip;
-use recheck::core::pipeline::{Pipeline, PipelineError};
+use recheck::core::pipeline::{Pipeline, Recovered};
 use recheck::core::planner::{Planner, CURSOR};
 use recheck::engine::record::InputRecord;
 use recheck::engine::EngineConfig;
@@ -254,16 +254,29 @@ fn pipeline_into(url: &str, fx: &Fixture) -> Stored {
         recommit(store.as_ref(), &s).await;
         s
     });
-    // A second pipeline cannot start on a store whose log it has not read.
-    let err = Pipeline::open(
+    // A second pipeline rebuilds its engine from the stored log and commits
+    // nothing again: every window is already in the ledger.
+    let reopened = Pipeline::open(
         url,
         &EngineConfig::default(),
         Planner::default(),
         Box::new(closed_at),
     )
-    .err()
     .unwrap();
-    assert!(matches!(err, PipelineError::NotEmpty(n) if n > 0), "{err}");
+    let records: usize = fx.windows.iter().map(Vec::len).sum();
+    assert_eq!(
+        reopened.recovered(),
+        Recovered {
+            records: records as u64,
+            windows_skipped: 3,
+            windows_committed: 0,
+        }
+    );
+    reopened.shutdown();
+    rt.block_on(async {
+        let store = store::open(url).await.unwrap();
+        assert_eq!(&stored(store.as_ref()).await, &s, "reopening wrote nothing");
+    });
     let head = &s.ledger.last().unwrap().entry.hash;
     ledger_verify(url, fx.windows.len(), head);
     s
@@ -476,4 +489,90 @@ fn store_benchmark_commits_a_window_on_each_backend() {
             .get::<_, i64>(0)
     });
     assert_eq!(left, 0, "the benchmark drops its schema");
+}
+
+/// A pipeline stopped after window 2 and reopened continues where it was:
+/// window 3 comes out exactly as in an uninterrupted run. And when window 3's
+/// records reached the input log but its commit did not (a crash between the
+/// two), opening the store commits it.
+#[test]
+fn reopened_pipeline_resumes_and_recovers_a_lost_commit() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let open = |url: &str| {
+        Pipeline::open(
+            url,
+            &EngineConfig::default(),
+            Planner::default(),
+            Box::new(closed_at),
+        )
+        .unwrap()
+    };
+    let reference = format!("redb://{}", dir.path().join("reference.redb").display());
+    run_pipeline(&reference, fx);
+
+    let resumed = format!("redb://{}", dir.path().join("resumed.redb").display());
+    let mut first = open(&resumed);
+    for records in &fx.windows[..2] {
+        first.push(records).unwrap();
+    }
+    first.shutdown();
+    let mut second = open(&resumed);
+    assert_eq!(second.recovered().windows_skipped, 2);
+    let committed = second.push(&fx.windows[2]).unwrap();
+    assert_eq!(committed.len(), 1);
+    assert_eq!(
+        committed[0].deltas,
+        fx.deltas[2].len(),
+        "only window 3's deltas"
+    );
+    second.shutdown();
+
+    let crashed = format!("redb://{}", dir.path().join("crashed.redb").display());
+    let mut first = open(&crashed);
+    for records in &fx.windows[..2] {
+        first.push(records).unwrap();
+    }
+    first.shutdown();
+    let rt = runtime();
+    rt.block_on(async {
+        let store = store::open(&crashed).await.unwrap();
+        let stamped: Vec<InputRecord> = fx.windows[2]
+            .iter()
+            .cloned()
+            .map(|r| match r {
+                InputRecord::WindowClosed { window, .. } => InputRecord::WindowClosed {
+                    window,
+                    closed_at: Some(
+                        closed_at().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    ),
+                },
+                other => other,
+            })
+            .collect();
+        store::append_records(store.as_ref(), &stamped, &[])
+            .await
+            .unwrap();
+    });
+    let recovered = open(&crashed);
+    assert_eq!(recovered.recovered().windows_skipped, 2);
+    assert_eq!(recovered.recovered().windows_committed, 1);
+    recovered.shutdown();
+
+    let [reference, resumed, crashed] = [&reference, &resumed, &crashed].map(|url| {
+        rt.block_on(async {
+            let store = store::open(url).await.unwrap();
+            stored(store.as_ref()).await
+        })
+    });
+    assert_eq!(
+        resumed.ledger, reference.ledger,
+        "resumed: same ledger bytes"
+    );
+    assert_eq!(resumed.jobs, reference.jobs, "resumed: same jobs");
+    assert_eq!(
+        crashed.ledger, reference.ledger,
+        "recovered: same ledger bytes"
+    );
+    assert_eq!(crashed.jobs, reference.jobs, "recovered: same jobs");
 }

@@ -29,13 +29,12 @@ pub enum PipelineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// The engine starts empty and cannot yet be rebuilt from a stored log,
-    /// so it only writes into a store whose input log is empty.
-    #[error(
-        "the store's input log already holds {0} records; \
-         rebuilding the engine from a stored log is not implemented yet"
-    )]
-    NotEmpty(u64),
+    #[error("stored input record {seq}: {source}")]
+    Record {
+        seq: u64,
+        #[source]
+        source: StoreError,
+    },
 }
 
 pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
@@ -55,6 +54,29 @@ pub struct Committed {
     pub jobs: usize,
 }
 
+/// What [`Pipeline::open`] did with a store that already held a log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Stored input records re-applied to the engine.
+    pub records: u64,
+    /// Closed windows the ledger already held (not committed again).
+    pub windows_skipped: u64,
+    /// Closed windows whose commit had been lost, committed on open.
+    pub windows_committed: u64,
+}
+
+fn close_stamp(record: &InputRecord) -> Option<DateTime<Utc>> {
+    match record {
+        InputRecord::WindowClosed {
+            closed_at: Some(at),
+            ..
+        } => DateTime::parse_from_rfc3339(at)
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+        _ => None,
+    }
+}
+
 /// Input log → engine → planner → window commit, on one store.
 pub struct Pipeline {
     store: Arc<dyn Store>,
@@ -62,12 +84,15 @@ pub struct Pipeline {
     planner: Planner,
     clock: Clock,
     head: Option<LedgerEntry>,
+    recovered: Recovered,
     // Last, so the store's connections close before the runtime stops.
     runtime: tokio::runtime::Runtime,
 }
 
 impl Pipeline {
-    /// Open the store at `url` (see [`store::open`]) and start an engine.
+    /// Open the store at `url` (see [`store::open`]) and start an engine,
+    /// rebuilt from the store's input log when it has one (see
+    /// [`Pipeline::recovered`]).
     pub fn open(
         url: &str,
         engine: &EngineConfig,
@@ -84,18 +109,59 @@ impl Pipeline {
             let head = store.ledger_head().await?;
             Ok::<_, StoreError>((store, last_seq, head))
         })?;
-        if last_seq > 0 {
-            return Err(PipelineError::NotEmpty(last_seq));
-        }
         let engine = Engine::start(engine)?;
-        Ok(Pipeline {
+        let mut pipeline = Pipeline {
             store,
             engine,
             planner,
             clock,
             head,
             runtime,
-        })
+            recovered: Recovered::default(),
+        };
+        if last_seq > 0 {
+            pipeline.rebuild(last_seq)?;
+        }
+        Ok(pipeline)
+    }
+
+    /// Re-reads the stored input log into the fresh engine. Windows the
+    /// ledger already holds are not committed (nor their deltas emitted)
+    /// again; a window the log closed but whose commit was lost (a crash in
+    /// between) is committed now.
+    fn rebuild(&mut self, last_seq: u64) -> Result<()> {
+        const PAGE: usize = 10_000;
+        let committed_through = self.head.as_ref().map(|h| h.window);
+        let mut next = 1;
+        while next <= last_seq {
+            let page = self.runtime.block_on(self.store.read_inputs(next, PAGE))?;
+            let Some(last) = page.last() else { break };
+            next = last.seq + 1;
+            for input in page {
+                let entry = input.log_entry().map_err(|source| PipelineError::Record {
+                    seq: input.seq,
+                    source,
+                })?;
+                self.recovered.records += 1;
+                let closed_at = close_stamp(&entry.record);
+                let Some(closed) = self.engine.apply(&entry)? else {
+                    continue;
+                };
+                if committed_through.is_some_and(|w| closed.deltas.window <= w) {
+                    self.recovered.windows_skipped += 1;
+                    continue;
+                }
+                let closed_at = closed_at.unwrap_or_else(|| (self.clock)());
+                self.commit(entry.seq, closed, closed_at)?;
+                self.recovered.windows_committed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// What opening a non-empty store found and did.
+    pub fn recovered(&self) -> Recovered {
+        self.recovered
     }
 
     /// Append `records` to the input log as one batch, then apply them in
@@ -123,15 +189,7 @@ impl Pipeline {
                 .block_on(store::append_records(self.store.as_ref(), &records, &[]))?;
         let mut committed = Vec::new();
         for (seq, record) in seqs.into_iter().zip(records) {
-            let closed_at = match &record {
-                InputRecord::WindowClosed {
-                    closed_at: Some(at),
-                    ..
-                } => DateTime::parse_from_rfc3339(at)
-                    .ok()
-                    .map(|t| t.with_timezone(&Utc)),
-                _ => None,
-            };
+            let closed_at = close_stamp(&record);
             let entry = LogEntry { seq, record };
             if let Some(closed) = self.engine.apply(&entry)? {
                 let closed_at = closed_at.unwrap_or_else(|| (self.clock)());
