@@ -279,6 +279,10 @@ fn pipeline_into(url: &str, fx: &Fixture) -> Stored {
     });
     let head = &s.ledger.last().unwrap().entry.hash;
     ledger_verify(url, fx.windows.len(), head);
+    let out = replay(url, None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "replay on {url}: {stdout}");
+    assert!(stdout.contains("identical"), "{stdout}");
     s
 }
 
