@@ -65,18 +65,6 @@ pub struct Recovered {
     pub windows_committed: u64,
 }
 
-fn close_stamp(record: &InputRecord) -> Option<DateTime<Utc>> {
-    match record {
-        InputRecord::WindowClosed {
-            closed_at: Some(at),
-            ..
-        } => DateTime::parse_from_rfc3339(at)
-            .ok()
-            .map(|t| t.with_timezone(&Utc)),
-        _ => None,
-    }
-}
-
 /// Input log → engine → planner → window commit, on one store.
 pub struct Pipeline {
     store: Arc<dyn Store>,
@@ -143,7 +131,7 @@ impl Pipeline {
                     source,
                 })?;
                 self.recovered.records += 1;
-                let closed_at = close_stamp(&entry.record);
+                let closed_at = entry.record.close_stamp();
                 let Some(closed) = self.engine.apply(&entry)? else {
                     continue;
                 };
@@ -189,7 +177,7 @@ impl Pipeline {
                 .block_on(store::append_records(self.store.as_ref(), &records, &[]))?;
         let mut committed = Vec::new();
         for (seq, record) in seqs.into_iter().zip(records) {
-            let closed_at = close_stamp(&record);
+            let closed_at = record.close_stamp();
             let entry = LogEntry { seq, record };
             if let Some(closed) = self.engine.apply(&entry)? {
                 let closed_at = closed_at.unwrap_or_else(|| (self.clock)());

@@ -11,8 +11,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
-
 use crate::engine::record::InputRecord;
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::model::{JobState, RecheckJob};
@@ -113,16 +111,12 @@ pub async fn replay(
             let entry = input.log_entry()?;
             report.records += 1;
             let closed_at = match &entry.record {
-                InputRecord::WindowClosed { closed_at, .. } => Some(
-                    closed_at
-                        .as_deref()
-                        .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
-                        .map(|t| t.with_timezone(&Utc))
-                        .ok_or_else(|| ReplayError::Record {
-                            seq: entry.seq,
-                            message: "window close without a valid closed_at stamp".into(),
-                        })?,
-                ),
+                InputRecord::WindowClosed { .. } => Some(entry.record.close_stamp().ok_or_else(
+                    || ReplayError::Record {
+                        seq: entry.seq,
+                        message: "window close without a valid closed_at stamp".into(),
+                    },
+                )?),
                 _ => None,
             };
             let Some(closed) = engine.apply(&entry)? else {

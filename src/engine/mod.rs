@@ -245,8 +245,8 @@ fn build(worker: &mut timely::worker::Worker) -> (Inputs, Sinks) {
     })
 }
 
-/// Removes and returns the updates of `buffer` at times `<= time` (and, for
-/// answers, of query `query`), consolidated.
+/// Removes and returns the updates of `buffer` that `keep` selects (by datum
+/// and time), consolidated.
 fn drain<D: differential_dataflow::ExchangeData>(
     buffer: &Buffer<D>,
     keep: impl Fn(&D, u64) -> bool,

@@ -66,6 +66,22 @@ pub enum InputRecord {
     },
 }
 
+impl InputRecord {
+    /// The close time the log writer stamped on a `WindowClosed` record;
+    /// `None` for other records and for a missing or unreadable stamp.
+    pub fn close_stamp(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            InputRecord::WindowClosed {
+                closed_at: Some(at),
+                ..
+            } => chrono::DateTime::parse_from_rfc3339(at)
+                .ok()
+                .map(|t| t.with_timezone(&chrono::Utc)),
+            _ => None,
+        }
+    }
+}
+
 /// A record with its position in the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
