@@ -2,12 +2,15 @@
 //! hash chain and exits 0 when it holds, 1 at the first bad entry, and 2
 //! when the store cannot be read (so a script tells tampering from an outage).
 
+use std::future::Future;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use recheck::core::ledger::{verify, Verdict};
+use recheck::store::Store;
 
 #[derive(Debug, Args)]
 pub struct LedgerArgs {
@@ -39,25 +42,8 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    match verify_store(&args) {
-        Ok(code) => Ok(code),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Ok(ExitCode::from(2))
-        }
-    }
-}
-
-fn verify_store(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let store = open_existing(&args.store).await?;
-        let verdict = verify(store.as_ref())
-            .await
-            .context("reading the ledger")?;
+    Ok(on_existing_store(&args.store, |store| async move {
+        let verdict = verify(store.as_ref()).await.context("reading the ledger")?;
         Ok(match verdict {
             Verdict::Valid { entries, head } => {
                 match head {
@@ -80,14 +66,32 @@ fn verify_store(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             }
         })
+    }))
+}
+
+/// Runs `check` against the existing store at `url` on a one-thread runtime
+/// and returns its exit code; any error (no runtime, store missing or
+/// unreadable) is printed and becomes exit 2, so a script tells a failed
+/// check (1) from an outage.
+pub(super) fn on_existing_store<F, Fut>(url: &str, check: F) -> ExitCode
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = anyhow::Result<ExitCode>>,
+{
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|runtime| runtime.block_on(async { check(open_existing(url).await?).await }));
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::from(2)
     })
 }
 
 /// Opens a store that must already exist: opening an embedded store creates
 /// its file, and a mistyped path must not read as an empty ledger.
-pub(super) async fn open_existing(
-    url: &str,
-) -> anyhow::Result<std::sync::Arc<dyn recheck::store::Store>> {
+async fn open_existing(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(path) = recheck::store::embedded_path(url) {
         anyhow::ensure!(
             std::path::Path::new(path).is_file(),

@@ -13,7 +13,7 @@ use recheck::core::planner::Planner;
 use recheck::core::replay::replay;
 
 use super::engine_args::EngineArgs;
-use super::ledger::open_existing;
+use super::ledger::on_existing_store;
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -30,43 +30,24 @@ pub struct ReplayArgs {
 }
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    match compare(&args) {
-        Ok(code) => Ok(code),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Ok(ExitCode::from(2))
-        }
-    }
-}
-
-fn compare(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let report = runtime.block_on(async {
-        let store = open_existing(&args.store).await?;
-        replay(
-            store.as_ref(),
-            &args.engine.config(),
-            &Planner::default(),
-            args.from,
-        )
-        .await
-        .context("replaying the input log")
-    })?;
-    println!(
-        "replayed {} input records: {} windows compared, {} deltas, {} jobs",
-        report.records, report.windows, report.deltas, report.jobs
-    );
-    if report.mismatches.is_empty() {
+    let engine = args.engine.config();
+    Ok(on_existing_store(&args.store, |store| async move {
+        let report = replay(store.as_ref(), &engine, &Planner::default(), args.from)
+            .await
+            .context("replaying the input log")?;
         println!(
-            "identical: every compared window's deltas and jobs match the store byte for byte"
+            "replayed {} input records: {} windows compared, {} deltas, {} jobs",
+            report.records, report.windows, report.deltas, report.jobs
         );
-        return Ok(ExitCode::SUCCESS);
-    }
-    for m in &report.mismatches {
-        println!("differs: {m}");
-    }
-    Ok(ExitCode::FAILURE)
+        if report.mismatches.is_empty() {
+            println!(
+                "identical: every compared window's deltas and jobs match the store byte for byte"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        for m in &report.mismatches {
+            println!("differs: {m}");
+        }
+        Ok(ExitCode::FAILURE)
+    }))
 }
