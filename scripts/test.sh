@@ -15,6 +15,15 @@ step() {
   echo "<== $name: $((SECONDS - start)) s"
 }
 
+# promtool and prometheus for the operations tests (Debian's package; its
+# service is not started, the tests run their own).
+install_prometheus() {
+  if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null; }
+  fi
+}
+step "prometheus (promtool)" install_prometheus
 step "python test dependencies" python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
 step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings

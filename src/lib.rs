@@ -12,6 +12,7 @@ pub mod core;
 pub mod engine;
 pub mod fleet;
 pub mod formats;
+pub mod metrics;
 pub mod model;
 pub mod queue;
 pub mod samples;
