@@ -818,7 +818,7 @@ pub fn run_store_suite(
             "commit into {}",
             url.split('?').next().unwrap_or(url)
         ));
-        let result: Result<(String, f64, f64), String> = runtime.block_on(async {
+        let result: Result<(String, f64, f64, Option<u64>), String> = runtime.block_on(async {
             let store = crate::store::open(url).await.map_err(|e| e.to_string())?;
             let t = Instant::now();
             store
@@ -836,13 +836,14 @@ pub fn run_store_suite(
                     "ledger does not verify after the commit: {verdict:?}"
                 ));
             }
-            Ok((store.backend().to_string(), commit_time, verify_time))
+            let bytes = store.storage_bytes().await.map_err(|e| e.to_string())?;
+            Ok((store.backend().to_string(), commit_time, verify_time, bytes))
         });
-        let (backend, commit_time, verify_time) = result.map_err(|message| BenchError::Store {
+        let row = result.map_err(|message| BenchError::Store {
             url: url.clone(),
             message,
         })?;
-        rows.push((backend, commit_time, verify_time));
+        rows.push(row);
         if let Some((base, schema)) = url.split_once("?schema=") {
             if url.starts_with("postgres") && schema.starts_with("recheck_bench_") {
                 runtime.block_on(drop_schema(base, schema));
@@ -852,7 +853,7 @@ pub fn run_store_suite(
     std::fs::remove_file(config.scratch.join("bench.redb")).ok();
     let base = rows.first().map(|r| r.1).unwrap_or_default();
     let mut measurements = Vec::new();
-    for (backend, commit_time, verify_time) in &rows {
+    for (backend, commit_time, verify_time, bytes) in &rows {
         let vs = (backend != "embedded").then_some(("store.embedded.commit.time", base));
         measurements.push(measurement(
             &format!("store.{backend}.commit.time"),
@@ -875,6 +876,24 @@ pub fn run_store_suite(
             None,
             true,
         ));
+        if let Some(bytes) = bytes {
+            // The window only: ledger, impact snapshot and jobs (the input
+            // log's documents are not part of this suite).
+            measurements.push(measurement(
+                &format!("store.{backend}.window.storage"),
+                *bytes as f64,
+                "bytes",
+                None,
+                false,
+            ));
+            measurements.push(measurement(
+                &format!("store.{backend}.window.storage_per_delta"),
+                *bytes as f64 / (deltas as f64).max(1.0),
+                "bytes/delta",
+                None,
+                false,
+            ));
+        }
         measurements.push(measurement(
             &format!("store.{backend}.ledger_verify.time"),
             *verify_time,

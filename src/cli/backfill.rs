@@ -189,6 +189,9 @@ fn into_store(
         progress.inc(batch.len() as u64);
     }
     let backend = pipeline.backend();
+    let storage = pipeline
+        .storage_bytes()
+        .context("reading the store's size")?;
     pipeline.shutdown();
     for c in committed {
         let new_jobs = match c.outcome {
@@ -204,6 +207,14 @@ fn into_store(
             c.outcome.entry().hash
         );
         keep_added(c.closed, findings);
+    }
+    match storage {
+        Some(bytes) => eprintln!(
+            "backfill: the {backend} store occupies {bytes} bytes ({:.1} MiB) after {} input records",
+            bytes as f64 / 1048576.0,
+            records.len()
+        ),
+        None => eprintln!("backfill: the {backend} store does not report its size"),
     }
     Ok(())
 }

@@ -227,6 +227,11 @@ impl Pipeline {
         self.store.backend()
     }
 
+    /// Bytes the store occupies on disk, where the backend can say.
+    pub fn storage_bytes(&self) -> Result<Option<u64>> {
+        Ok(self.runtime.block_on(self.store.storage_bytes())?)
+    }
+
     /// The last committed ledger entry.
     pub fn head(&self) -> Option<&LedgerEntry> {
         self.head.as_ref()

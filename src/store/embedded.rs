@@ -67,6 +67,7 @@ fn be(e: impl Into<redb::Error>) -> StoreError {
 
 pub struct EmbeddedStore {
     db: Database,
+    path: std::path::PathBuf,
 }
 
 impl EmbeddedStore {
@@ -80,7 +81,10 @@ impl EmbeddedStore {
                 e,
             )
         })?;
-        let store = EmbeddedStore { db };
+        let store = EmbeddedStore {
+            db,
+            path: path.to_path_buf(),
+        };
         // Create every table once, so readers never meet a missing one.
         store.write(|tx| {
             tx.open_table(INPUTS).map_err(be)?;
@@ -262,6 +266,17 @@ fn apply_commit(tx: &WriteTransaction, commit: &WindowCommit) -> Result<CommitOu
 impl Store for EmbeddedStore {
     fn backend(&self) -> &'static str {
         "embedded"
+    }
+
+    async fn storage_bytes(&self) -> Result<Option<u64>> {
+        let meta = std::fs::metadata(&self.path).map_err(|e| {
+            StoreError::with_source(
+                StoreErrorKind::Backend,
+                format!("reading the size of {}", self.path.display()),
+                e,
+            )
+        })?;
+        Ok(Some(meta.len()))
     }
 
     async fn append_inputs(

@@ -447,6 +447,10 @@ pub trait Store: Send + Sync {
     /// `embedded`, `postgres` or `mongodb`.
     fn backend(&self) -> &'static str;
 
+    /// Bytes the store occupies on disk (data and indexes), for capacity
+    /// planning and the backfill report; `None` where the backend cannot say.
+    async fn storage_bytes(&self) -> Result<Option<u64>>;
+
     // --- input log -------------------------------------------------------
 
     /// Append records (single writer), assigning the next sequence numbers,

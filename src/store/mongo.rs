@@ -498,6 +498,26 @@ impl Store for MongoStore {
         "mongodb"
     }
 
+    async fn storage_bytes(&self) -> Result<Option<u64>> {
+        // dbStats is MongoDB's own accounting; a wire-compatible server that
+        // lacks it (or its fields) leaves the size unknown rather than failing.
+        let Ok(stats) = self.db.run_command(doc! {"dbStats": 1}).await else {
+            return Ok(None);
+        };
+        let field = |name: &str| -> Option<u64> {
+            match stats.get(name)? {
+                mongodb::bson::Bson::Int32(v) => u64::try_from(*v).ok(),
+                mongodb::bson::Bson::Int64(v) => u64::try_from(*v).ok(),
+                mongodb::bson::Bson::Double(v) if *v >= 0.0 => Some(*v as u64),
+                _ => None,
+            }
+        };
+        Ok(match (field("storageSize"), field("indexSize")) {
+            (Some(data), index) => Some(data + index.unwrap_or(0)),
+            (None, _) => None,
+        })
+    }
+
     async fn append_inputs(
         &self,
         records: &[NewInput],

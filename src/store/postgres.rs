@@ -355,6 +355,22 @@ impl Store for PostgresStore {
         "postgres"
     }
 
+    async fn storage_bytes(&self) -> Result<Option<u64>> {
+        let c = self.client.lock().await;
+        // Tables with their indexes and TOAST, of our schema only.
+        let row = c
+            .query_one(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relkind = 'r'",
+                &[&self.schema],
+            )
+            .await
+            .map_err(be)?;
+        let bytes: i64 = row.get(0);
+        Ok(u64::try_from(bytes).ok())
+    }
+
     async fn append_inputs(
         &self,
         records: &[NewInput],
