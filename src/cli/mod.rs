@@ -5,6 +5,7 @@ mod backfill;
 mod bench;
 mod demo;
 mod engine_args;
+mod ingest;
 mod inputs;
 mod keygen;
 mod ledger;
@@ -40,6 +41,9 @@ enum Command {
     Backfill(backfill::BackfillArgs),
     /// Measure the engine against its baselines; prints one JSON document.
     Bench(bench::BenchArgs),
+    /// Feed a watched directory or a NATS JetStream subject into a store, one
+    /// window per scan or batch, and dispatch the jobs to a queue.
+    Ingest(ingest::IngestArgs),
     /// Inspect a store's delta ledger (`verify`: check its hash chain).
     Ledger(ledger::LedgerArgs),
     /// Recompute a store's windows from its input log and compare deltas and
@@ -61,6 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan::run(args),
         Command::Backfill(args) => backfill::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Ingest(args) => ingest::run(args),
         Command::Ledger(args) => ledger::run(args),
         Command::Replay(args) => replay::run(args),
         Command::VersionOrder(args) => version_order::run(args),
