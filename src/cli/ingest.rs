@@ -19,27 +19,7 @@ use recheck::source::dir::{DirOptions, DirSource};
 use recheck::source::nats::{NatsOptions, NatsSource};
 use recheck::source::Source;
 
-/// Feed a watched directory or a NATS JetStream subject into a store.
-///
-/// Every scan of the directory (or batch of messages) becomes one window:
-/// its records, the window's close and the source's offset are appended to
-/// the store's input log in one transaction, then the window is planned and
-/// committed (ledger entry, impact snapshots, recheck jobs). A restart
-/// resumes after the stored offset: nothing is read twice or skipped.
-///
-/// Directory: new and changed `*.json` files are appended (OSV advisories,
-/// CycloneDX/SPDX SBOMs, OpenVEX/CSAF/CycloneDX VEX, told apart by content);
-/// a document whose file is gone is withdrawn. Hidden files and folders
-/// (`.git`) are ignored.
-///
-/// NATS: each message is a JSON envelope
-/// `{"kind": "advisory"|"vex"|"sbom", "tenant": T, "name": N, "document": {...},
-/// "artifact": {"labels": {...}, "runtime": "running"}}` (only `kind` and
-/// `document` are required); messages are acknowledged once in the log.
-///
-/// With `--queue`, the window's jobs are then moved from the store's outbox
-/// to the queue; a queue that lost jobs the store still has as queued is
-/// refilled first (see `--refill`).
+/// Flags of `recheck ingest` (its help text is on the subcommand in `cli`).
 #[derive(Debug, Args)]
 #[command(
     group(ArgGroup::new("source").required(true).args(["dir", "nats"])),
