@@ -17,5 +17,6 @@ pub mod model;
 pub mod queue;
 pub mod samples;
 pub mod scan;
+pub mod source;
 pub mod store;
 pub mod versions;

@@ -5,6 +5,7 @@ mod backfill;
 mod bench;
 mod demo;
 mod engine_args;
+mod ingest;
 mod inputs;
 mod keygen;
 mod ledger;
@@ -40,6 +41,29 @@ enum Command {
     Backfill(backfill::BackfillArgs),
     /// Measure the engine against its baselines; prints one JSON document.
     Bench(bench::BenchArgs),
+    /// Feed a watched directory or a NATS JetStream subject into a store, one
+    /// window per scan or batch, and dispatch the jobs to a queue.
+    ///
+    /// Every scan of the directory (or batch of messages) becomes one window:
+    /// its records, the window's close and the source's offset are appended to
+    /// the store's input log in one transaction, then the window is planned and
+    /// committed (ledger entry, impact snapshots, recheck jobs). A restart
+    /// resumes after the stored offset: nothing is read twice or skipped.
+    ///
+    /// Directory: new and changed `*.json` files are appended (OSV advisories,
+    /// CycloneDX/SPDX SBOMs, OpenVEX/CSAF/CycloneDX VEX, told apart by content);
+    /// a document whose file is gone is withdrawn. Hidden files and folders
+    /// (`.git`) are ignored.
+    ///
+    /// NATS: each message is a JSON envelope
+    /// `{"kind": "advisory"|"vex"|"sbom", "tenant": T, "name": N, "document": {...},
+    /// "artifact": {"labels": {...}, "runtime": "running"}}` (only `kind` and
+    /// `document` are required); messages are acknowledged once in the log.
+    ///
+    /// With `--queue`, the window's jobs are then moved from the store's outbox
+    /// to the queue; a queue that lost jobs the store still has as queued is
+    /// refilled first (see `--refill`).
+    Ingest(ingest::IngestArgs),
     /// Inspect a store's delta ledger (`verify`: check its hash chain).
     Ledger(ledger::LedgerArgs),
     /// Recompute a store's windows from its input log and compare deltas and
@@ -61,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan::run(args),
         Command::Backfill(args) => backfill::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Ingest(args) => ingest::run(args),
         Command::Ledger(args) => ledger::run(args),
         Command::Replay(args) => replay::run(args),
         Command::VersionOrder(args) => version_order::run(args),

@@ -2,6 +2,9 @@
 //! (input log, ledger, cursors, planner, schedules, replay), on top of a
 //! [`crate::store::Store`].
 
+pub mod dispatcher;
+pub mod failpoint;
+pub mod ingest;
 pub mod ledger;
 pub mod pipeline;
 pub mod planner;

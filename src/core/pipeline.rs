@@ -16,8 +16,9 @@ use chrono::{DateTime, Utc};
 use crate::engine::record::{InputRecord, LogEntry};
 use crate::engine::{ClosedWindow, Engine, EngineConfig, EngineError};
 use crate::model::LedgerEntry;
-use crate::store::{self, CommitOutcome, Store, StoreError};
+use crate::store::{self, CommitOutcome, SourceOffset, Store, StoreError};
 
+use super::failpoint;
 use super::planner::Planner;
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +157,18 @@ impl Pipeline {
     /// order; every window they close is planned and committed before the
     /// next record is applied. Returns the committed windows.
     pub fn push(&mut self, records: &[InputRecord]) -> Result<Vec<Committed>> {
+        self.push_from(records, &[])
+    }
+
+    /// [`Pipeline::push`] for a source: `offsets` (where the source has got
+    /// to once these records are in) are written in the same transaction as
+    /// the records, so after a crash the source resumes exactly after what
+    /// the log holds.
+    pub fn push_from(
+        &mut self,
+        records: &[InputRecord],
+        offsets: &[SourceOffset],
+    ) -> Result<Vec<Committed>> {
         let records: Vec<InputRecord> = records
             .iter()
             .cloned()
@@ -172,9 +185,12 @@ impl Pipeline {
                 other => other,
             })
             .collect();
-        let seqs =
-            self.runtime
-                .block_on(store::append_records(self.store.as_ref(), &records, &[]))?;
+        let seqs = self.runtime.block_on(store::append_records(
+            self.store.as_ref(),
+            &records,
+            offsets,
+        ))?;
+        failpoint::hit(failpoint::AFTER_INPUT_APPEND);
         let mut committed = Vec::new();
         for (seq, record) in seqs.into_iter().zip(records) {
             let closed_at = record.close_stamp();
@@ -182,6 +198,8 @@ impl Pipeline {
             if let Some(closed) = self.engine.apply(&entry)? {
                 let closed_at = closed_at.unwrap_or_else(|| (self.clock)());
                 committed.push(self.commit(seq, closed, closed_at)?);
+            } else {
+                failpoint::hit(failpoint::MID_WINDOW);
             }
         }
         Ok(committed)
@@ -201,6 +219,7 @@ impl Pipeline {
             .planner
             .commit(window, seq, deltas, closed_at, Some(cursor));
         let outcome = self.runtime.block_on(self.store.commit_window(&commit))?;
+        failpoint::hit(failpoint::AFTER_LEDGER_COMMIT);
         self.head = match &outcome {
             CommitOutcome::Committed { entry, .. } => Some(entry.clone()),
             // Someone else committed it: follow the store's head.
@@ -235,6 +254,26 @@ impl Pipeline {
     /// The last committed ledger entry.
     pub fn head(&self) -> Option<&LedgerEntry> {
         self.head.as_ref()
+    }
+
+    /// The number the next `WindowClosed` should carry. Every window the log
+    /// closed is committed once [`Pipeline::open`] returns, so that is the
+    /// one after the ledger's head.
+    pub fn next_window(&self) -> u64 {
+        self.head.as_ref().map_or(1, |h| h.window + 1)
+    }
+
+    /// The store the pipeline writes to, for what runs beside it on the same
+    /// runtime (sources reading their offsets, the dispatcher).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Run `future` on the pipeline's runtime: the store's connections live
+    /// there, so whatever uses [`Pipeline::store`] (or a queue opened in
+    /// such a call) must run there too. Not callable from inside a runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
     }
 
     /// Stop the engine and close the store.
