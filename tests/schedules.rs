@@ -403,7 +403,7 @@ fn scenario(url: &str) {
         && j.sla_deadline == "2026-03-27T23:30:00Z"
         && j.window == pipeline.last_window().unwrap()));
     let (_, again) = pipeline.start_run(&RunPlanner::default(), &manual).unwrap();
-    assert!(matches!(again, RunOutcome::AlreadyExists { run } if run == plan.run));
+    assert!(matches!(again, RunOutcome::AlreadyExists { run } if *run == plan.run));
 
     let prod = Selector {
         labels: [("env".to_string(), "prod".to_string())].into(),

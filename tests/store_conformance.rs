@@ -735,7 +735,7 @@ async fn run_commits(store: Arc<dyn Store>, _url: &str, fx: &Fixture) {
     assert_eq!(
         store.commit_run(&again).await.unwrap(),
         RunOutcome::AlreadyExists {
-            run: commit.run.clone()
+            run: Box::new(commit.run.clone())
         }
     );
     assert_eq!(store.outbox(1000).await.unwrap(), outbox);

@@ -322,7 +322,7 @@ fn apply_run(tx: &WriteTransaction, commit: &RunCommit) -> Result<RunOutcome> {
     let id = commit.run.id.as_str();
     if let Some(v) = runs.get(id).map_err(be)? {
         let run = decode(format_args!("run {id}"), v.value())?;
-        return Ok(RunOutcome::AlreadyExists { run });
+        return Ok(RunOutcome::AlreadyExists { run: Box::new(run) });
     }
     runs.insert(id, encode(&commit.run)?.as_slice())
         .map_err(be)?;

@@ -357,7 +357,7 @@ pub enum RunOutcome {
     /// A run with this id exists (another scheduler, an earlier attempt);
     /// nothing was written.
     AlreadyExists {
-        run: Run,
+        run: Box<Run>,
     },
 }
 

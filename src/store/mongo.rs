@@ -588,7 +588,7 @@ impl MongoStore {
             .map_err(be)?
         {
             let run = from_doc(format_args!("run {id}"), d)?;
-            return Ok(RunOutcome::AlreadyExists { run });
+            return Ok(RunOutcome::AlreadyExists { run: Box::new(run) });
         }
         let mut d = to_doc(&commit.run)?;
         d.insert("_id", id);
@@ -970,7 +970,7 @@ impl Store for MongoStore {
         match finish(&mut s, out, |o| matches!(o, RunOutcome::Committed { .. })).await {
             // The other writer of the same run won: report its run.
             Err(e) if e.kind == StoreErrorKind::Conflict => match self.run(&commit.run.id).await? {
-                Some(run) => Ok(RunOutcome::AlreadyExists { run }),
+                Some(run) => Ok(RunOutcome::AlreadyExists { run: Box::new(run) }),
                 None => Err(e),
             },
             other => other,

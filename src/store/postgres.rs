@@ -445,7 +445,7 @@ async fn apply_run(tx: &tokio_postgres::Transaction<'_>, commit: &RunCommit) -> 
             .await
             .map_err(be)?;
         let run = decode(format_args!("run {}", run.id), row.get::<_, &[u8]>(0))?;
-        return Ok(RunOutcome::AlreadyExists { run });
+        return Ok(RunOutcome::AlreadyExists { run: Box::new(run) });
     }
     let new_jobs = insert_jobs(tx, &commit.jobs).await?;
     set_cursors(tx, &commit.cursors).await?;
