@@ -270,6 +270,7 @@ fn pipeline_into(url: &str, fx: &Fixture) -> Stored {
             records: records as u64,
             windows_skipped: 3,
             windows_committed: 0,
+            ..Recovered::default()
         }
     );
     reopened.shutdown();

@@ -12,25 +12,24 @@ mod common;
 mod store_fixture;
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use common::skip;
+use recheck::core::compaction::compact;
 use recheck::core::ledger::{verify, ChainBreak, Verdict};
+use recheck::engine::record::InputRecord;
 use recheck::model::{
-    ImpactFinding, JobState, JobTransition, LedgerPayload, RecheckJob, Run, RunState, RunTrigger,
-    Schedule, ScheduleMode, StoredEvent,
+    ImpactFinding, JobKind, JobState, JobTransition, LedgerPayload, Priority, RecheckJob, Run,
+    RunState, RunTrigger, Schedule, Selector, StoredEvent,
 };
 use recheck::store::{
-    self, append_records, CommitOutcome, ImpactQuery, JobFilter, NewInput, SourceOffset, Store,
-    StoreErrorKind,
+    self, append_records, CommitOutcome, CursorMove, ImpactQuery, JobFilter, NewInput, RunCommit,
+    RunOutcome, SnapshotRow, SnapshotUpdate, SourceOffset, Store, StoreErrorKind, WindowCommit,
 };
 use store_fixture::{
-    closing_seq, commit_of, commit_windows, expected_snapshot, fixture, tamper_bytes,
-    tamper_postgres, tamper_redb, Fixture, ACME, GLOBEX, WITHDRAWN,
+    closing_seq, commit_of, commit_windows, expected_snapshot, fixture, start_secantus,
+    tamper_bytes, tamper_postgres, tamper_redb, Fixture, ACME, GLOBEX, WITHDRAWN,
 };
 
 // ----------------------------------------------------------------- checks
@@ -600,9 +599,13 @@ async fn schedules_and_runs(store: Arc<dyn Store>, _url: &str, _fx: &Fixture) {
         tenant: tenant.into(),
         cron: "0 3 * * *".into(),
         timezone: "Europe/Berlin".into(),
-        mode: ScheduleMode::AnalysisOnly,
-        selector: serde_json::json!({"labels": {"env": "prod"}, "namespaces": ["shop"]}),
+        mode: JobKind::Reevaluate,
+        selector: serde_json::from_value(
+            serde_json::json!({"labels": {"env": "prod"}, "namespaces": ["shop"]}),
+        )
+        .unwrap(),
         enabled: true,
+        created_at: "2026-12-01T00:00:00Z".into(),
     };
     assert_eq!(store.schedule("s-1").await.unwrap(), None);
     for (id, tenant) in [("s-2", ACME), ("s-1", ACME), ("s-3", GLOBEX)] {
@@ -610,7 +613,7 @@ async fn schedules_and_runs(store: Arc<dyn Store>, _url: &str, _fx: &Fixture) {
     }
     let mut edited = schedule("s-1", ACME);
     edited.enabled = false;
-    edited.mode = ScheduleMode::ContentRefresh;
+    edited.mode = JobKind::Rescan;
     store.put_schedule(&edited).await.unwrap();
     assert_eq!(store.schedule("s-1").await.unwrap(), Some(edited.clone()));
     let ids = |v: Vec<Schedule>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
@@ -631,6 +634,10 @@ async fn schedules_and_runs(store: Arc<dyn Store>, _url: &str, _fx: &Fixture) {
         tenant: GLOBEX.into(),
         schedule: Some("s-3".into()),
         trigger: RunTrigger::Cron,
+        mode: JobKind::Reevaluate,
+        selector: Selector::all(),
+        reason: None,
+        window: Some(3),
         state: RunState::Planning,
         created_at: "2026-12-01T03:00:00Z".into(),
         counters: BTreeMap::new(),
@@ -646,6 +653,263 @@ async fn schedules_and_runs(store: Arc<dyn Store>, _url: &str, _fx: &Fixture) {
     assert_eq!(store.runs(Some(GLOBEX)).await.unwrap(), vec![run]);
     assert!(store.runs(Some(ACME)).await.unwrap().is_empty());
     assert_eq!(store.run("r-2").await.unwrap(), None);
+}
+
+/// A run of `id` over `artifacts` (tenant, artifact) as of window 1.
+fn run_commit(id: &str, artifacts: &[(String, String)], cursor: u64) -> RunCommit {
+    let mut jobs: Vec<RecheckJob> = artifacts
+        .iter()
+        .map(|(t, a)| {
+            RecheckJob::for_run(
+                id,
+                t,
+                a,
+                1,
+                JobKind::Rescan,
+                Priority::Normal,
+                "2026-12-01T04:00:00Z".into(),
+            )
+        })
+        .collect();
+    jobs.sort_by(|a, b| a.id.cmp(&b.id));
+    RunCommit {
+        run: Run {
+            id: id.into(),
+            tenant: ACME.into(),
+            schedule: Some("nightly".into()),
+            trigger: RunTrigger::Cron,
+            mode: JobKind::Rescan,
+            selector: Selector {
+                tenant: Some(ACME.into()),
+                ..Selector::default()
+            },
+            reason: Some("nightly".into()),
+            window: Some(1),
+            state: RunState::Queued,
+            created_at: "2026-12-01T03:00:00Z".into(),
+            counters: [("jobs".to_string(), jobs.len() as u64)].into(),
+            jobs: jobs.iter().map(|j| j.id.clone()).collect(),
+        },
+        jobs,
+        cursors: vec![CursorMove {
+            name: "schedule:nightly".into(),
+            position: cursor,
+        }],
+    }
+}
+
+async fn run_commits(store: Arc<dyn Store>, _url: &str, fx: &Fixture) {
+    commit_windows(store.as_ref(), fx, 1).await;
+    let window_jobs = store.outbox(1000).await.unwrap();
+    let artifacts: Vec<(String, String)> = window_jobs
+        .iter()
+        .filter(|j| j.tenant == ACME)
+        .map(|j| (j.tenant.clone(), j.artifact.clone()))
+        .collect();
+    assert!(artifacts.len() >= 2, "{artifacts:?}");
+    let commit = run_commit("run-1", &artifacts, 1_796_094_000);
+    assert_eq!(
+        store.commit_run(&commit).await.unwrap(),
+        RunOutcome::Committed {
+            new_jobs: artifacts.len()
+        }
+    );
+    assert_eq!(store.run("run-1").await.unwrap(), Some(commit.run.clone()));
+    assert_eq!(
+        store.cursor("schedule:nightly").await.unwrap(),
+        Some(1_796_094_000)
+    );
+    // The run's jobs are in the outbox beside the window's, with other ids.
+    let outbox = store.outbox(1000).await.unwrap();
+    assert_eq!(outbox.len(), window_jobs.len() + artifacts.len());
+    for job in &commit.jobs {
+        let stored = store.job(&job.id).await.unwrap().unwrap();
+        assert_eq!(&stored, job);
+        assert_eq!(stored.run.as_deref(), Some("run-1"));
+        assert!(window_jobs.iter().all(|w| w.id != job.id));
+    }
+    // The same run again (a second scheduler, a restart) writes nothing, not
+    // even other jobs or a cursor move.
+    let mut again = run_commit("run-1", &artifacts[..1], 1_796_097_600);
+    again.run.reason = Some("again".into());
+    assert_eq!(
+        store.commit_run(&again).await.unwrap(),
+        RunOutcome::AlreadyExists {
+            run: Box::new(commit.run.clone())
+        }
+    );
+    assert_eq!(store.outbox(1000).await.unwrap(), outbox);
+    assert_eq!(
+        store.cursor("schedule:nightly").await.unwrap(),
+        Some(1_796_094_000)
+    );
+    // An inconsistent commit is refused whole.
+    let mut bad = run_commit("run-2", &artifacts, 1_796_097_600);
+    bad.jobs[0].run = Some("run-1".into());
+    let err = store.commit_run(&bad).await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Invalid, "{err}");
+    let mut unsorted = run_commit("run-2", &artifacts, 1_796_097_600);
+    unsorted.run.jobs.reverse();
+    let err = store.commit_run(&unsorted).await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Invalid, "{err}");
+    assert_eq!(store.run("run-2").await.unwrap(), None);
+    assert_eq!(store.outbox(1000).await.unwrap(), outbox);
+    // A run's jobs are not a window's: a window commit refuses them.
+    let mut window = commit_of(fx, 2);
+    window.jobs.push(RecheckJob {
+        window: 2,
+        ..commit.jobs[0].clone()
+    });
+    let err = store.commit_window(&window).await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Invalid, "{err}");
+    // A run with no jobs is still recorded.
+    let empty = run_commit("run-3", &[], 1_796_101_200);
+    assert_eq!(
+        store.commit_run(&empty).await.unwrap(),
+        RunOutcome::Committed { new_jobs: 0 }
+    );
+    assert_eq!(store.runs(Some(ACME)).await.unwrap().len(), 2);
+}
+
+/// Every snapshot record is the log's record at its seq, and none is a
+/// removed or withdrawn document; returns the records by kind.
+async fn snapshot_kinds(store: &dyn Store) -> BTreeMap<String, usize> {
+    let head = store.input_snapshot().await.unwrap().unwrap();
+    let rows = store.read_input_snapshot(0, 100_000).await.unwrap();
+    assert_eq!(rows.len() as u64, head.records);
+    assert!(rows.is_sorted_by(|a, b| a.seq < b.seq));
+    let mut kinds = BTreeMap::new();
+    for row in &rows {
+        assert!(row.seq <= head.seq);
+        let logged = store.read_inputs(row.seq, 1).await.unwrap();
+        assert_eq!(
+            &logged[0], row,
+            "snapshot row {} is the log's record",
+            row.seq
+        );
+        if let InputRecord::Advisory { advisory } = row.log_entry().unwrap().record {
+            assert!(advisory.withdrawn.is_none(), "{} is withdrawn", advisory.id);
+            assert_ne!(advisory.id, WITHDRAWN, "removed in window 3");
+        }
+        *kinds.entry(row.kind.clone()).or_default() += 1;
+    }
+    kinds
+}
+
+async fn input_snapshot(store: Arc<dyn Store>, _url: &str, fx: &Fixture) {
+    assert_eq!(store.input_snapshot().await.unwrap(), None);
+    assert!(store.read_input_snapshot(0, 10).await.unwrap().is_empty());
+    // Nothing committed yet: nothing to compact.
+    for records in &fx.windows {
+        append_records(store.as_ref(), records, &[]).await.unwrap();
+    }
+    assert_eq!(compact(store.as_ref()).await.unwrap(), None);
+    commit_windows(store.as_ref(), fx, 3).await;
+    let head = compact(store.as_ref()).await.unwrap().unwrap();
+    assert_eq!((head.seq, head.window), (closing_seq(fx, 3), 3));
+    let advisories = fx.windows[0]
+        .iter()
+        .filter(|r| matches!(r, InputRecord::Advisory { advisory } if advisory.withdrawn.is_none()))
+        .count();
+    let sboms = fx.windows[0]
+        .iter()
+        .filter(|r| matches!(r, InputRecord::Sbom { .. }))
+        .count();
+    let kinds = snapshot_kinds(store.as_ref()).await;
+    assert_eq!(kinds.get("advisory"), Some(&(advisories - 1)));
+    assert_eq!(kinds.get("sbom"), Some(&sboms));
+    assert_eq!(kinds.get("vex"), Some(&(fx.windows[1].len() - 1)));
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    // Compacting again with nothing new changes nothing.
+    assert_eq!(compact(store.as_ref()).await.unwrap(), Some(head));
+
+    // Window 4 removes the VEX document, re-sends an SBOM and removes the
+    // globex artifact; compaction folds just that tail in.
+    let (vex_scope, vex_doc) = fx.windows[1]
+        .iter()
+        .find_map(|r| match r {
+            InputRecord::Vex {
+                scope, document, ..
+            } => Some((scope.clone(), document.clone())),
+            _ => None,
+        })
+        .unwrap();
+    let resent = fx.windows[0]
+        .iter()
+        .find(|r| matches!(r, InputRecord::Sbom { tenant, .. } if tenant == ACME))
+        .unwrap()
+        .clone();
+    let globex_artifact = fx.windows[0]
+        .iter()
+        .find_map(|r| match r {
+            InputRecord::Sbom { tenant, sbom } if tenant == GLOBEX => {
+                Some(sbom.artifact.id.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    let w4 = vec![
+        InputRecord::VexRemoved {
+            scope: vex_scope,
+            document: vex_doc,
+        },
+        resent,
+        InputRecord::ArtifactRemoved {
+            tenant: GLOBEX.into(),
+            artifact: globex_artifact,
+        },
+        InputRecord::WindowClosed {
+            window: 4,
+            closed_at: None,
+        },
+    ];
+    let seqs = append_records(store.as_ref(), &w4, &[]).await.unwrap();
+    store
+        .commit_window(&WindowCommit::new(
+            4,
+            seqs[3],
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        ))
+        .await
+        .unwrap();
+    let moved = compact(store.as_ref()).await.unwrap().unwrap();
+    assert_eq!((moved.seq, moved.window), (seqs[3], 4));
+    let kinds = snapshot_kinds(store.as_ref()).await;
+    assert_eq!(kinds.get("vex"), None);
+    assert_eq!(kinds.get("sbom"), Some(&(sboms - 1)));
+    let rows = store.read_input_snapshot(0, 1000).await.unwrap();
+    assert!(
+        rows.iter().any(|r| r.seq == seqs[1]),
+        "the re-sent SBOM at its new seq"
+    );
+    // Paging by seq.
+    let page = store.read_input_snapshot(rows[2].seq, 2).await.unwrap();
+    assert_eq!(page, rows[2..4]);
+
+    // A compaction from a stale base moves nothing; a bad one is refused.
+    let stale = SnapshotUpdate {
+        base: Some(head.seq),
+        seq: seqs[3],
+        window: 4,
+        put: Vec::new(),
+        delete: vec![r#"["advisory","X"]"#.into()],
+    };
+    assert!(!store.compact_inputs(&stale).await.unwrap());
+    let outside = SnapshotUpdate {
+        base: Some(moved.seq),
+        seq: moved.seq + 1,
+        window: 5,
+        put: vec![SnapshotRow {
+            key: r#"["advisory","Y"]"#.into(),
+            entry: rows[0].clone(),
+        }],
+        delete: Vec::new(),
+    };
+    let err = store.compact_inputs(&outside).await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Invalid, "{err}");
+    assert_eq!(store.input_snapshot().await.unwrap(), Some(moved));
 }
 
 // --------------------------------------------------------------- backends
@@ -717,6 +981,8 @@ async fn suite(backend: &impl Backend) {
         events,
         schedules_and_runs,
         storage_size,
+        run_commits,
+        input_snapshot,
     );
     // The tamper check goes around the store, so it is driven here.
     let fx = fixture();
@@ -869,57 +1135,8 @@ async fn postgres_store_conforms() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
     backend.cleanup(&url).await;
-}
-
-/// A SecantusDB server started for this test, stopped on drop.
-struct Secantus {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Secantus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_secantus() -> Result<(Secantus, String), String> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let child = Command::new("secantusd-py")
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--storage-path",
-        ])
-        .arg(dir.path().join("data"))
-        .args(["--log-level", "WARNING"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("starting secantusd-py (pip install secantusdb): {e}"))?;
-    let mut server = Secantus { child, _dir: dir };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = server.child.try_wait() {
-            return Err(format!("secantusd-py exited: {status}"));
-        }
-        if Instant::now() > deadline {
-            return Err("secantusd-py did not listen within 60 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let uri = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
-    Ok((server, uri))
 }
 
 struct Mongo {

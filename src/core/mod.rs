@@ -5,7 +5,10 @@
 pub mod dispatcher;
 pub mod failpoint;
 pub mod ingest;
+pub mod compaction;
 pub mod ledger;
 pub mod pipeline;
 pub mod planner;
 pub mod replay;
+pub mod runs;
+pub mod schedule;

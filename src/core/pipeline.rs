@@ -8,18 +8,26 @@
 //! The engine is synchronous and the store async, so the pipeline owns a
 //! current-thread tokio runtime and blocks on each store call; callers stay
 //! synchronous (the CLI, tests, later the single log writer of `serve`).
+//!
+//! Opening a store that holds a log rebuilds the engine from the compacted
+//! input snapshot (see [`super::compaction`]) plus the log after it; a
+//! [`Readiness`] handle reports how far that has got, so `serve` can say
+//! not-ready until the engine has caught up.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::engine::directory::ArtifactDirectory;
 use crate::engine::record::{InputRecord, LogEntry};
 use crate::engine::{ClosedWindow, Engine, EngineConfig, EngineError};
 use crate::model::LedgerEntry;
-use crate::store::{self, CommitOutcome, SourceOffset, Store, StoreError};
+use crate::store::{self, CommitOutcome, RunOutcome, SourceOffset, Store, StoreError};
 
 use super::failpoint;
 use super::planner::Planner;
+use super::runs::{RunError, RunPlan, RunPlanner, RunRequest};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -36,6 +44,8 @@ pub enum PipelineError {
         #[source]
         source: StoreError,
     },
+    #[error(transparent)]
+    Run(#[from] RunError),
 }
 
 pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
@@ -58,12 +68,58 @@ pub struct Committed {
 /// What [`Pipeline::open`] did with a store that already held a log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Recovered {
-    /// Stored input records re-applied to the engine.
+    /// Records of the compacted input snapshot applied to the engine.
+    pub snapshot_records: u64,
+    /// The window the snapshot reflected (its deltas are not emitted again).
+    pub snapshot_window: Option<u64>,
+    /// Stored input-log records re-applied to the engine (the tail after
+    /// the snapshot, or the whole log without one).
     pub records: u64,
     /// Closed windows the ledger already held (not committed again).
     pub windows_skipped: u64,
     /// Closed windows whose commit had been lost, committed on open.
     pub windows_committed: u64,
+}
+
+/// How far opening a pipeline has got: shared with whoever reports
+/// readiness (`/readyz`) while [`Pipeline::open_with`] runs on another thread.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<ReadinessState>);
+
+#[derive(Debug, Default)]
+struct ReadinessState {
+    ready: AtomicBool,
+    applied: AtomicU64,
+    total: AtomicU64,
+}
+
+/// A reading of [`Readiness`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The engine has caught up with the stored log and serves.
+    pub ready: bool,
+    /// Snapshot and log records applied so far.
+    pub applied: u64,
+    /// Records to apply before ready (known once the store was read).
+    pub total: u64,
+}
+
+impl Readiness {
+    pub fn progress(&self) -> Progress {
+        Progress {
+            ready: self.0.ready.load(Ordering::Acquire),
+            applied: self.0.applied.load(Ordering::Relaxed),
+            total: self.0.total.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.ready.load(Ordering::Acquire)
+    }
+
+    fn applied(&self) {
+        self.0.applied.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Input log → engine → planner → window commit, on one store.
@@ -74,13 +130,14 @@ pub struct Pipeline {
     clock: Clock,
     head: Option<LedgerEntry>,
     recovered: Recovered,
+    readiness: Readiness,
     // Last, so the store's connections close before the runtime stops.
     runtime: tokio::runtime::Runtime,
 }
 
 impl Pipeline {
     /// Open the store at `url` (see [`store::open`]) and start an engine,
-    /// rebuilt from the store's input log when it has one (see
+    /// rebuilt from the store's input snapshot and log when it has them (see
     /// [`Pipeline::recovered`]).
     pub fn open(
         url: &str,
@@ -88,16 +145,41 @@ impl Pipeline {
         planner: Planner,
         clock: Clock,
     ) -> Result<Pipeline> {
+        Pipeline::open_with(url, engine, planner, clock, Readiness::default())
+    }
+
+    /// [`Pipeline::open`], reporting its progress to `readiness` (ready once
+    /// the engine has caught up with the stored log).
+    pub fn open_with(
+        url: &str,
+        engine: &EngineConfig,
+        planner: Planner,
+        clock: Clock,
+        readiness: Readiness,
+    ) -> Result<Pipeline> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(PipelineError::Runtime)?;
-        let (store, last_seq, head) = runtime.block_on(async {
+        let (store, last_seq, head, snapshot) = runtime.block_on(async {
             let store = store::open(url).await?;
             let last_seq = store.last_seq().await?;
             let head = store.ledger_head().await?;
-            Ok::<_, StoreError>((store, last_seq, head))
+            let snapshot = store.input_snapshot().await?;
+            Ok::<_, StoreError>((store, last_seq, head, snapshot))
         })?;
+        // A snapshot is only used for windows the ledger holds (compaction
+        // never passes the ledger head; a store put together otherwise is
+        // rebuilt from its whole log).
+        let snapshot = snapshot.filter(|s| {
+            head.as_ref()
+                .is_some_and(|h| s.window <= h.window && s.seq <= last_seq)
+        });
+        let from = snapshot.map_or(1, |s| s.seq + 1);
+        readiness.0.total.store(
+            snapshot.map_or(0, |s| s.records) + (last_seq + 1).saturating_sub(from),
+            Ordering::Relaxed,
+        );
         let engine = Engine::start(engine)?;
         let mut pipeline = Pipeline {
             store,
@@ -107,21 +189,62 @@ impl Pipeline {
             head,
             runtime,
             recovered: Recovered::default(),
+            readiness,
         };
-        if last_seq > 0 {
-            pipeline.rebuild(last_seq)?;
+        if let Some(snapshot) = snapshot {
+            pipeline.load_snapshot(snapshot)?;
         }
+        if last_seq >= from {
+            pipeline.rebuild(from, last_seq)?;
+        }
+        pipeline.readiness.0.ready.store(true, Ordering::Release);
         Ok(pipeline)
     }
 
-    /// Re-reads the stored input log into the fresh engine. Windows the
-    /// ledger already holds are not committed (nor their deltas emitted)
+    /// Applies the snapshot's records at their own sequence numbers and
+    /// closes its window without committing or rendering it: the ledger
+    /// holds that window and every one before.
+    fn load_snapshot(&mut self, snapshot: store::SnapshotHead) -> Result<()> {
+        const PAGE: usize = 10_000;
+        let mut next = 0;
+        loop {
+            let page = self
+                .runtime
+                .block_on(self.store.read_input_snapshot(next, PAGE))?;
+            let Some(last) = page.last() else { break };
+            next = last.seq + 1;
+            for input in page {
+                let entry = input.log_entry().map_err(|source| PipelineError::Record {
+                    seq: input.seq,
+                    source,
+                })?;
+                self.engine.apply(&entry)?;
+                self.recovered.snapshot_records += 1;
+                self.readiness.applied();
+            }
+        }
+        self.engine.set_render(false);
+        let closed = self.engine.apply(&LogEntry {
+            seq: snapshot.seq,
+            record: InputRecord::WindowClosed {
+                window: snapshot.window,
+                closed_at: None,
+            },
+        });
+        self.engine.set_render(true);
+        closed?;
+        self.recovered.snapshot_window = Some(snapshot.window);
+        Ok(())
+    }
+
+    /// Re-reads the stored input log from `from` into the engine. Windows
+    /// the ledger already holds are not committed (nor their deltas emitted)
     /// again; a window the log closed but whose commit was lost (a crash in
     /// between) is committed now.
-    fn rebuild(&mut self, last_seq: u64) -> Result<()> {
+    fn rebuild(&mut self, from: u64, last_seq: u64) -> Result<()> {
         const PAGE: usize = 10_000;
         let committed_through = self.head.as_ref().map(|h| h.window);
-        let mut next = 1;
+        let mut next = from;
         while next <= last_seq {
             let page = self.runtime.block_on(self.store.read_inputs(next, PAGE))?;
             let Some(last) = page.last() else { break };
@@ -132,6 +255,7 @@ impl Pipeline {
                     source,
                 })?;
                 self.recovered.records += 1;
+                self.readiness.applied();
                 let closed_at = entry.record.close_stamp();
                 let Some(closed) = self.engine.apply(&entry)? else {
                     continue;
@@ -151,6 +275,19 @@ impl Pipeline {
     /// What opening a non-empty store found and did.
     pub fn recovered(&self) -> Recovered {
         self.recovered
+    }
+
+    /// The handle [`Pipeline::open_with`] reported to (ready once open).
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Move the store's compacted input snapshot up to the last committed
+    /// window (see [`super::compaction::compact`]).
+    pub fn compact(&self) -> Result<Option<store::SnapshotHead>> {
+        Ok(self
+            .runtime
+            .block_on(super::compaction::compact(self.store.as_ref()))?)
     }
 
     /// Append `records` to the input log as one batch, then apply them in
@@ -239,6 +376,42 @@ impl Pipeline {
             deltas: commit.deltas.len(),
             jobs: commit.jobs.len(),
         })
+    }
+
+    /// Every artifact with an SBOM as of the last closed window (what run
+    /// selectors choose from).
+    pub fn directory(&self) -> &ArtifactDirectory {
+        self.engine.catalog().directory()
+    }
+
+    /// The last closed window (`None` before the first).
+    pub fn last_window(&self) -> Option<u64> {
+        self.engine.last_window()
+    }
+
+    /// The run `request` would start and its jobs, as of the last closed
+    /// window; writes nothing (the API's dry run).
+    pub fn plan_run(
+        &self,
+        planner: &RunPlanner,
+        request: &RunRequest,
+    ) -> Result<RunPlan, RunError> {
+        planner.plan(request, self.directory(), self.last_window())
+    }
+
+    /// Plan `request` and commit the run with its jobs (the outbox) in one
+    /// transaction. A request planned before (same run id) writes nothing
+    /// and returns the stored run.
+    pub fn start_run(
+        &self,
+        planner: &RunPlanner,
+        request: &RunRequest,
+    ) -> Result<(RunPlan, RunOutcome)> {
+        let plan = self.plan_run(planner, request)?;
+        let outcome = self
+            .runtime
+            .block_on(self.store.commit_run(&plan.clone().commit(Vec::new())))?;
+        Ok((plan, outcome))
     }
 
     /// The store's backend (`embedded`, `postgres`, `mongodb`).

@@ -10,18 +10,19 @@
 //! sized by distinct names rather than by instances.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use recheck_dataflows as df;
 
+use super::directory::{ArtifactDirectory, ArtifactEntry};
 use super::ids;
 use super::record::InputRecord;
 use crate::model::{
-    Advisory, AffectedRange, Finding, FindingStatus, MatchReason, Rating, Sbom, Scope, VexProduct,
-    VexStatement, VexStatus,
+    Advisory, AffectedRange, Artifact, Finding, FindingStatus, MatchReason, Rating, Sbom, Scope,
+    VexProduct, VexStatement, VexStatus,
 };
 use crate::scan::{component_identity, product, statement_order};
 use crate::versions::{CompiledAffected, RangeMatch};
@@ -160,8 +161,9 @@ struct ComponentInfo {
 #[derive(Debug, Clone)]
 struct ArtifactRows {
     artifact: df::ArtifactId,
-    instances: Vec<df::Instance>,
+    instances: Arc<[df::Instance]>,
     keys: Vec<df::ProductKey>,
+    describes: Artifact,
 }
 
 /// What the catalog keeps of a statement, to render findings.
@@ -192,6 +194,14 @@ pub struct Catalog {
     compiled: RefCell<HashMap<(df::AdvisoryId, u32, bool), Arc<CompiledAffected>>>,
     /// Keys from the latest metadata record of each artifact (labels, runtime state).
     metadata: HashMap<df::ArtifactId, Vec<df::ProductKey>>,
+    /// Labels from the latest metadata record of each artifact, keys
+    /// lower-cased, for selectors.
+    labels: HashMap<(String, String), BTreeMap<String, String>>,
+    /// Every artifact with an SBOM as of the last closed window.
+    directory: ArtifactDirectory,
+    /// Artifacts whose SBOM or metadata changed in the current window; their
+    /// directory entries are refreshed when it closes.
+    touched: BTreeSet<(String, String)>,
     /// Names of things removed or replaced in the current window: the
     /// window's retractions are rendered with them, then they are dropped.
     retired: Retired,
@@ -220,6 +230,7 @@ impl Catalog {
             InputRecord::ArtifactRemoved { tenant, artifact } => {
                 self.remove_sbom(tenant, artifact, out);
                 self.put_metadata(ids::artifact_id(tenant, artifact), Vec::new(), out);
+                self.labels.remove(&(tenant.clone(), artifact.clone()));
             }
             InputRecord::ArtifactMetadata {
                 tenant,
@@ -236,6 +247,15 @@ impl Catalog {
                 keys.sort_unstable();
                 keys.dedup();
                 self.put_metadata(ids::artifact_id(tenant, artifact), keys, out);
+                let key = (tenant.clone(), artifact.clone());
+                self.labels.insert(
+                    key.clone(),
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_lowercase(), v.clone()))
+                        .collect(),
+                );
+                self.touched.insert(key);
             }
             InputRecord::Vex {
                 scope,
@@ -281,6 +301,11 @@ impl Catalog {
                 .map(|(id, _)| id),
         );
         found
+    }
+
+    /// Every artifact with an SBOM as of the last closed window.
+    pub fn directory(&self) -> &ArtifactDirectory {
+        &self.directory
     }
 
     /// `(tenant, artifact)` of an artifact id as of the last closed window.
@@ -390,12 +415,15 @@ impl Catalog {
         }
         self.artifact_names
             .insert(artifact, (tenant.to_string(), sbom.artifact.id.clone()));
+        let key = (tenant.to_string(), sbom.artifact.id.clone());
+        self.touched.insert(key.clone());
         self.sboms.insert(
-            (tenant.to_string(), sbom.artifact.id.clone()),
+            key,
             ArtifactRows {
                 artifact,
-                instances,
+                instances: instances.into(),
                 keys,
+                describes: sbom.artifact.clone(),
             },
         );
     }
@@ -407,6 +435,8 @@ impl Catalog {
         else {
             return;
         };
+        self.touched
+            .insert((tenant.to_string(), artifact.to_string()));
         out.artifact_keys
             .extend(rows.keys.iter().map(|k| ((rows.artifact, *k), -1)));
         if let Some(names) = self.artifact_names.get(&rows.artifact) {
@@ -415,7 +445,7 @@ impl Catalog {
                 .entry(rows.artifact)
                 .or_insert_with(|| names.clone());
         }
-        for inst in rows.instances {
+        for &inst in rows.instances.iter() {
             out.instances.push((inst, -1));
             let (_, component, package, version) = inst;
             if let Some(v) = self.versions.get_mut(&(package, version)) {
@@ -561,8 +591,17 @@ impl Catalog {
         })
     }
 
-    /// Forget the names retired during the window just rendered.
+    /// Forget the names retired during the window just rendered, and bring
+    /// the directory up to the window's close.
     pub fn end_window(&mut self) {
+        for key in std::mem::take(&mut self.touched) {
+            let entry = self.sboms.get(&key).map(|rows| ArtifactEntry {
+                artifact: rows.describes.clone(),
+                labels: self.labels.get(&key).cloned().unwrap_or_default(),
+                instances: rows.instances.clone(),
+            });
+            self.directory.put(&key.0, &key.1, entry);
+        }
         self.retired = Retired::default();
         self.names.retain(|_, (_, uses)| *uses > 0);
         self.compiled.get_mut().retain(|&(_, _, old), _| !old);

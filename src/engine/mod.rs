@@ -11,6 +11,7 @@
 
 pub mod catalog;
 mod cluster;
+pub mod directory;
 pub mod evaluator;
 pub mod ids;
 pub mod record;
@@ -539,6 +540,11 @@ impl Engine {
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The last window closed (`None` before the first).
+    pub fn last_window(&self) -> Option<u64> {
+        self.last_window
     }
 
     /// Stop the workers and wait for them.

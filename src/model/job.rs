@@ -160,6 +160,9 @@ pub struct RecheckJob {
     pub state: JobState,
     /// The latest attempt (0 until the job first runs).
     pub attempt: u32,
+    /// The run that planned this job; `None` for a window's job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
 }
 
 /// What a job id commits to, in this field order.
@@ -169,6 +172,9 @@ struct IdInput<'a> {
     artifact: &'a str,
     window: u64,
     reasons: &'a [JobReason],
+    /// Absent for window jobs, so their ids are what they always were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<&'a str>,
 }
 
 impl RecheckJob {
@@ -196,21 +202,70 @@ impl RecheckJob {
             sla_deadline,
             state: JobState::Planned,
             attempt: 0,
+            run: None,
         }
+    }
+
+    /// A planned job of run `run` on one artifact: no reasons (the run's
+    /// reason is on the run), evaluated as of `window`. Its id commits to
+    /// the run, so it never equals a window job's or another run's.
+    pub fn for_run(
+        run: &str,
+        tenant: &str,
+        artifact: &str,
+        window: u64,
+        kind: JobKind,
+        priority: Priority,
+        sla_deadline: String,
+    ) -> RecheckJob {
+        RecheckJob {
+            id: id_of(&IdInput {
+                tenant,
+                artifact,
+                window,
+                reasons: &[],
+                run: Some(run),
+            }),
+            tenant: tenant.to_string(),
+            artifact: artifact.to_string(),
+            window,
+            kind,
+            reasons: Vec::new(),
+            priority,
+            sla_deadline,
+            state: JobState::Planned,
+            attempt: 0,
+            run: Some(run.to_string()),
+        }
+    }
+
+    /// The id this job's content derives (what stores check on insert).
+    pub fn derived_id(&self) -> String {
+        id_of(&IdInput {
+            tenant: &self.tenant,
+            artifact: &self.artifact,
+            window: self.window,
+            reasons: &self.reasons,
+            run: self.run.as_deref(),
+        })
     }
 
     /// sha256 hex of the JSON of `{tenant, artifact, window, reasons}`;
     /// `reasons` must already be sorted and de-duplicated.
     pub fn compute_id(tenant: &str, artifact: &str, window: u64, reasons: &[JobReason]) -> String {
-        let input = IdInput {
+        id_of(&IdInput {
             tenant,
             artifact,
             window,
             reasons,
-        };
-        let bytes = serde_json::to_vec(&input).unwrap_or_default();
-        hex::encode(Sha256::digest(bytes))
+            run: None,
+        })
     }
+}
+
+fn id_of(input: &IdInput<'_>) -> String {
+    let bytes = serde_json::to_vec(input).unwrap_or_default();
+    hex::encode(Sha256::digest(bytes))
 }
 
 #[cfg(test)]
@@ -267,6 +322,59 @@ mod tests {
         assert_ne!(a.id, c.id);
         let other_tenant = RecheckJob::compute_id("globex", "sha256:1", 4, &a.reasons);
         assert_ne!(a.id, other_tenant);
+        assert_eq!(a.derived_id(), a.id);
+    }
+
+    #[test]
+    fn window_job_ids_are_unchanged_and_run_jobs_differ() {
+        let reasons = vec![reason("A", Direction::Added)];
+        // The id of a window job as it was before jobs could belong to runs.
+        let before = {
+            #[derive(Serialize)]
+            struct Old<'a> {
+                tenant: &'a str,
+                artifact: &'a str,
+                window: u64,
+                reasons: &'a [JobReason],
+            }
+            let bytes = serde_json::to_vec(&Old {
+                tenant: "acme",
+                artifact: "sha256:1",
+                window: 4,
+                reasons: &reasons,
+            })
+            .unwrap();
+            hex::encode(Sha256::digest(bytes))
+        };
+        let window_job = job(JobKind::Reevaluate, reasons, Priority::Normal);
+        assert_eq!(window_job.id, before);
+        assert!(!serde_json::to_string(&window_job)
+            .unwrap()
+            .contains("\"run\""));
+        let at = "2026-01-01T01:00:00Z".to_string();
+        let r1 = RecheckJob::for_run(
+            "r1",
+            "acme",
+            "sha256:1",
+            4,
+            JobKind::Rescan,
+            Priority::Normal,
+            at.clone(),
+        );
+        let r2 = RecheckJob::for_run(
+            "r2",
+            "acme",
+            "sha256:1",
+            4,
+            JobKind::Rescan,
+            Priority::Normal,
+            at,
+        );
+        assert_ne!(r1.id, r2.id);
+        assert_ne!(r1.id, RecheckJob::compute_id("acme", "sha256:1", 4, &[]));
+        assert_eq!(r1.derived_id(), r1.id);
+        let back: RecheckJob = serde_json::from_str(&serde_json::to_string(&r1).unwrap()).unwrap();
+        assert_eq!(back, r1);
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use impact::{purl_base, ImpactDelta, ImpactFinding};
 pub use job::{Direction, JobKind, JobReason, JobState, JobTransition, Priority, RecheckJob};
 pub use ledger::{link_hash, LedgerEntry, LedgerPayload, LedgerRecord, GENESIS};
 pub use sbom::{Artifact, Component, RuntimeState, Sbom, SbomFormat};
-pub use schedule::{Run, RunState, RunTrigger, Schedule, ScheduleMode};
+pub use schedule::{PackageSelector, Run, RunState, RunTrigger, Schedule, Selector, SelectorError};
 pub use vex::{VexProduct, VexStatement, VexStatus};
 
 use serde::{Deserialize, Serialize};

@@ -17,14 +17,14 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use redb::{
-    Database, MultimapTableDefinition, ReadTransaction, ReadableTable, TableDefinition,
-    TableHandle, WriteTransaction,
+    Database, MultimapTableDefinition, ReadTransaction, ReadableTable, ReadableTableMetadata,
+    TableDefinition, TableHandle, WriteTransaction,
 };
 
 use super::{
-    check_transition, decide, decode, encode, order_jobs, to_i64, CommitOutcome, Decision,
-    ImpactQuery, InputEntry, JobFilter, NewInput, Result, SourceOffset, Store, StoreError,
-    StoreErrorKind, WindowCommit,
+    check_transition, decide, decode, encode, order_jobs, to_i64, CommitOutcome, CursorMove,
+    Decision, ImpactQuery, InputEntry, JobFilter, NewInput, Result, RunCommit, RunOutcome,
+    SnapshotHead, SnapshotUpdate, SourceOffset, Store, StoreError, StoreErrorKind, WindowCommit,
 };
 use crate::model::{
     ImpactFinding, JobTransition, LedgerEntry, LedgerRecord, RecheckJob, Run, Schedule, StoredEvent,
@@ -54,6 +54,13 @@ const EVENTS: TableDefinition<&str, (&str, &str, &str, &str, &[u8])> =
     TableDefinition::new("events");
 const SCHEDULES: TableDefinition<&str, &[u8]> = TableDefinition::new("schedules");
 const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+/// Compacted input snapshot: document key → seq of its latest record.
+const SNAPSHOT_KEYS: TableDefinition<&str, u64> = TableDefinition::new("input_snapshot_keys");
+/// seq → (document key, the record), for reads in log order.
+const SNAPSHOT_ROWS: TableDefinition<u64, (&str, InputRow)> =
+    TableDefinition::new("input_snapshot_rows");
+/// `head` → (seq, window) the snapshot reflects.
+const SNAPSHOT_HEAD: TableDefinition<&str, (u64, u64)> = TableDefinition::new("input_snapshot");
 
 const FIELD_ADVISORY: u8 = 0;
 const FIELD_VULNERABILITY: u8 = 1;
@@ -100,6 +107,9 @@ impl EmbeddedStore {
             tx.open_table(EVENTS).map_err(be)?;
             tx.open_table(SCHEDULES).map_err(be)?;
             tx.open_table(RUNS).map_err(be)?;
+            tx.open_table(SNAPSHOT_KEYS).map_err(be)?;
+            tx.open_table(SNAPSHOT_ROWS).map_err(be)?;
+            tx.open_table(SNAPSHOT_HEAD).map_err(be)?;
             Ok(())
         })?;
         Ok(store)
@@ -243,23 +253,86 @@ fn apply_commit(tx: &WriteTransaction, commit: &WindowCommit) -> Result<CommitOu
         }
     }
 
+    let new_jobs = insert_jobs(tx, &commit.jobs)?;
+    set_cursors(tx, &commit.cursors)?;
+    Ok(CommitOutcome::Committed { entry, new_jobs })
+}
+
+/// Insert planned jobs that do not exist yet; returns how many were new.
+fn insert_jobs(tx: &WriteTransaction, new: &[RecheckJob]) -> Result<usize> {
     let mut jobs = tx.open_table(JOBS).map_err(be)?;
     let mut new_jobs = 0;
-    for job in &commit.jobs {
+    for job in new {
         if jobs.get(job.id.as_str()).map_err(be)?.is_none() {
             jobs.insert(job.id.as_str(), encode(job)?.as_slice())
                 .map_err(be)?;
             new_jobs += 1;
         }
     }
+    Ok(new_jobs)
+}
+
+fn set_cursors(tx: &WriteTransaction, moves: &[CursorMove]) -> Result<()> {
     let mut cursors = tx.open_table(CURSORS).map_err(be)?;
-    for c in &commit.cursors {
+    for c in moves {
         // Positions are int64 in every backend; checked here, last, like the
         // server backends' writes.
         to_i64(c.position)?;
         cursors.insert(c.name.as_str(), c.position).map_err(be)?;
     }
-    Ok(CommitOutcome::Committed { entry, new_jobs })
+    Ok(())
+}
+
+fn apply_snapshot(tx: &WriteTransaction, update: &SnapshotUpdate) -> Result<bool> {
+    update.check()?;
+    let mut head = tx.open_table(SNAPSHOT_HEAD).map_err(be)?;
+    let current = head.get("head").map_err(be)?.map(|v| v.value().0);
+    if current != update.base {
+        return Ok(false);
+    }
+    let mut keys = tx.open_table(SNAPSHOT_KEYS).map_err(be)?;
+    let mut rows = tx.open_table(SNAPSHOT_ROWS).map_err(be)?;
+    let replaced = update.delete.iter().map(String::as_str);
+    for key in replaced.chain(update.put.iter().map(|r| r.key.as_str())) {
+        if let Some(old) = keys.remove(key).map_err(be)? {
+            rows.remove(old.value()).map_err(be)?;
+        }
+    }
+    for row in &update.put {
+        let e = &row.entry;
+        keys.insert(row.key.as_str(), e.seq).map_err(be)?;
+        rows.insert(
+            e.seq,
+            (
+                row.key.as_str(),
+                (
+                    e.tenant.as_deref(),
+                    e.kind.as_str(),
+                    e.sha256.as_str(),
+                    e.json.as_slice(),
+                ),
+            ),
+        )
+        .map_err(be)?;
+    }
+    head.insert("head", (update.seq, update.window))
+        .map_err(be)?;
+    Ok(true)
+}
+
+fn apply_run(tx: &WriteTransaction, commit: &RunCommit) -> Result<RunOutcome> {
+    commit.check()?;
+    let mut runs = tx.open_table(RUNS).map_err(be)?;
+    let id = commit.run.id.as_str();
+    if let Some(v) = runs.get(id).map_err(be)? {
+        let run = decode(format_args!("run {id}"), v.value())?;
+        return Ok(RunOutcome::AlreadyExists { run: Box::new(run) });
+    }
+    runs.insert(id, encode(&commit.run)?.as_slice())
+        .map_err(be)?;
+    let new_jobs = insert_jobs(tx, &commit.jobs)?;
+    set_cursors(tx, &commit.cursors)?;
+    Ok(RunOutcome::Committed { new_jobs })
 }
 
 #[async_trait]
@@ -565,5 +638,63 @@ impl Store for EmbeddedStore {
 
     async fn runs(&self, tenant: Option<&str>) -> Result<Vec<Run>> {
         self.scan_docs(RUNS, |r: &Run| tenant.is_none_or(|t| t == r.tenant))
+    }
+
+    async fn compact_inputs(&self, update: &SnapshotUpdate) -> Result<bool> {
+        let tx = self.db.begin_write().map_err(be)?;
+        if apply_snapshot(&tx, update)? {
+            tx.commit().map_err(be)?;
+            Ok(true)
+        } else {
+            tx.abort().map_err(be)?;
+            Ok(false)
+        }
+    }
+
+    async fn input_snapshot(&self) -> Result<Option<SnapshotHead>> {
+        let tx = self.read()?;
+        let head = tx.open_table(SNAPSHOT_HEAD).map_err(be)?;
+        let Some(v) = head.get("head").map_err(be)? else {
+            return Ok(None);
+        };
+        let (seq, window) = v.value();
+        let records = tx
+            .open_table(SNAPSHOT_KEYS)
+            .map_err(be)?
+            .len()
+            .map_err(be)?;
+        Ok(Some(SnapshotHead {
+            seq,
+            window,
+            records,
+        }))
+    }
+
+    async fn read_input_snapshot(&self, from: u64, limit: usize) -> Result<Vec<InputEntry>> {
+        let tx = self.read()?;
+        let t = tx.open_table(SNAPSHOT_ROWS).map_err(be)?;
+        let mut out = Vec::new();
+        for row in t.range(from..).map_err(be)?.take(limit) {
+            let (k, v) = row.map_err(be)?;
+            let (_, (tenant, kind, sha256, json)) = v.value();
+            out.push(InputEntry {
+                seq: k.value(),
+                tenant: tenant.map(str::to_string),
+                kind: kind.to_string(),
+                sha256: sha256.to_string(),
+                json: json.to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn commit_run(&self, commit: &RunCommit) -> Result<RunOutcome> {
+        let tx = self.db.begin_write().map_err(be)?;
+        let outcome = apply_run(&tx, commit)?;
+        match outcome {
+            RunOutcome::AlreadyExists { .. } => tx.abort().map_err(be)?,
+            RunOutcome::Committed { .. } => tx.commit().map_err(be)?,
+        }
+        Ok(outcome)
     }
 }

@@ -13,7 +13,11 @@
 //!   none, and committing a window that is already committed writes nothing
 //!   and says so;
 //! - job state changes are compare-and-set on the current state, checked
-//!   against [`JobState::allows`], and recorded with time and attempt.
+//!   against [`JobState::allows`], and recorded with time and attempt;
+//! - a run commit (the run, its jobs, cursor moves) is one transaction that
+//!   writes nothing when the run id exists, so a fire time commits once;
+//! - a compaction step of the input snapshot is one transaction,
+//!   conditional on the seq the snapshot stood at.
 //!
 //! Everything that must be identical across backends (encodings, ledger
 //! hashing, commit validation, snapshot arithmetic) is computed here, once;
@@ -249,7 +253,7 @@ impl WindowCommit {
             return invalid("deltas are not sorted (build commits with WindowCommit::new)".into());
         }
         for job in &self.jobs {
-            if job.window != self.window || job.state != JobState::Planned {
+            if job.window != self.window || job.state != JobState::Planned || job.run.is_some() {
                 return invalid(format!(
                     "job {} (window {}, {}) is not a planned job of window {}",
                     job.id,
@@ -258,8 +262,7 @@ impl WindowCommit {
                     self.window
                 ));
             }
-            let id = RecheckJob::compute_id(&job.tenant, &job.artifact, job.window, &job.reasons);
-            if id != job.id {
+            if job.derived_id() != job.id {
                 return invalid(format!("job id {} does not match its content", job.id));
             }
         }
@@ -301,6 +304,125 @@ pub struct SnapshotChange {
     pub key: String,
     pub finding: ImpactFinding,
     pub diff: i64,
+}
+
+/// A run and its jobs as one transaction (the run's outbox), with cursor
+/// moves (a schedule's last fire time) in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCommit {
+    pub run: Run,
+    /// Planned jobs of the run, sorted by id.
+    pub jobs: Vec<RecheckJob>,
+    pub cursors: Vec<CursorMove>,
+}
+
+impl RunCommit {
+    /// Every backend checks this before it writes anything.
+    pub(crate) fn check(&self) -> Result<()> {
+        let invalid = |m: String| Err(StoreError::new(StoreErrorKind::Invalid, m));
+        for job in &self.jobs {
+            if job.state != JobState::Planned || job.run.as_deref() != Some(self.run.id.as_str()) {
+                return invalid(format!(
+                    "job {} ({}) is not a planned job of run {}",
+                    job.id,
+                    job.state.as_str(),
+                    self.run.id
+                ));
+            }
+            if job.derived_id() != job.id {
+                return invalid(format!("job id {} does not match its content", job.id));
+            }
+        }
+        if !self.jobs.is_sorted_by(|a, b| a.id < b.id)
+            || !self.jobs.iter().map(|j| &j.id).eq(self.run.jobs.iter())
+        {
+            return invalid(format!(
+                "run {}: its job list is not its jobs' ids in order",
+                self.run.id
+            ));
+        }
+        for c in &self.cursors {
+            to_i64(c.position)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a run commit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    Committed {
+        new_jobs: usize,
+    },
+    /// A run with this id exists (another scheduler, an earlier attempt);
+    /// nothing was written.
+    AlreadyExists {
+        run: Box<Run>,
+    },
+}
+
+/// Where the compacted snapshot of current inputs stands: it holds the
+/// latest record of every live document as of the input-log record `seq`,
+/// the `WindowClosed` of `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotHead {
+    pub seq: u64,
+    pub window: u64,
+    /// Records the snapshot holds.
+    pub records: u64,
+}
+
+/// One snapshot row: a live document's latest input record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRow {
+    /// The document the record is the latest of (`["advisory","<id>"]`, …).
+    pub key: String,
+    pub entry: InputEntry,
+}
+
+/// One compaction step: moves the snapshot from `base` (the seq it
+/// reflected; `None`: no snapshot yet) to `seq` / `window`, replacing the
+/// rows of `put` and removing the rows of `delete`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotUpdate {
+    pub base: Option<u64>,
+    pub seq: u64,
+    pub window: u64,
+    pub put: Vec<SnapshotRow>,
+    pub delete: Vec<String>,
+}
+
+impl SnapshotUpdate {
+    /// Every backend checks this before it writes anything.
+    pub(crate) fn check(&self) -> Result<()> {
+        let invalid = |m: String| Err(StoreError::new(StoreErrorKind::Invalid, m));
+        let base = self.base.unwrap_or(0);
+        if self.base.is_some() && self.seq <= base {
+            return invalid(format!(
+                "snapshot update to seq {} does not follow seq {base}",
+                self.seq
+            ));
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        for row in &self.put {
+            if row.entry.seq > self.seq || (self.base.is_some() && row.entry.seq <= base) {
+                return invalid(format!(
+                    "snapshot row {} (seq {}) is outside ({base}, {}]",
+                    row.key, row.entry.seq, self.seq
+                ));
+            }
+            if !keys.insert(row.key.as_str()) {
+                return invalid(format!("snapshot row {} given twice", row.key));
+            }
+            to_i64(row.entry.seq)?;
+        }
+        if let Some(k) = self.delete.iter().find(|k| keys.contains(k.as_str())) {
+            return invalid(format!("snapshot row {k} both put and deleted"));
+        }
+        to_i64(self.seq)?;
+        to_i64(self.window)?;
+        Ok(())
+    }
 }
 
 /// What a window commit did.
@@ -545,6 +667,23 @@ pub trait Store: Send + Sync {
     async fn run(&self, id: &str) -> Result<Option<Run>>;
     /// By id; `None`: all tenants.
     async fn runs(&self, tenant: Option<&str>) -> Result<Vec<Run>>;
+
+    // --- run planning (added with the schedule slice) --------------------
+
+    /// Insert the run, its jobs (`planned`: the outbox) and the cursor moves
+    /// in one transaction, unless a run with its id exists, in which case
+    /// nothing is written.
+    async fn commit_run(&self, commit: &RunCommit) -> Result<RunOutcome>;
+
+    // --- compacted input snapshot (added with the schedule slice) --------
+
+    /// Apply one compaction step if the snapshot is still at `update.base`
+    /// (one transaction); `Ok(false)` when another compaction moved it.
+    async fn compact_inputs(&self, update: &SnapshotUpdate) -> Result<bool>;
+    /// Where the snapshot stands (`None`: never compacted).
+    async fn input_snapshot(&self) -> Result<Option<SnapshotHead>>;
+    /// Up to `limit` snapshot records with `seq >= from`, in seq order.
+    async fn read_input_snapshot(&self, from: u64, limit: usize) -> Result<Vec<InputEntry>>;
 }
 
 /// Append input records, encoding each once (see [`NewInput::encode`]).

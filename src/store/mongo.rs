@@ -28,8 +28,9 @@ use mongodb::options::IndexOptions;
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 
 use super::{
-    check_transition, decide, to_i64, CommitOutcome, Decision, ImpactQuery, InputEntry, JobFilter,
-    NewInput, Result, SourceOffset, Store, StoreError, StoreErrorKind, WindowCommit,
+    check_transition, decide, to_i64, CommitOutcome, CursorMove, Decision, ImpactQuery, InputEntry,
+    JobFilter, NewInput, Result, RunCommit, RunOutcome, SnapshotHead, SnapshotUpdate, SourceOffset,
+    Store, StoreError, StoreErrorKind, WindowCommit,
 };
 use crate::model::{
     ImpactFinding, JobTransition, LedgerEntry, LedgerRecord, RecheckJob, Run, Schedule, StoredEvent,
@@ -194,8 +195,9 @@ impl MongoStore {
 
     async fn create_indexes(&self) -> Result<()> {
         let unique = IndexOptions::builder().unique(true).build();
-        let indexes: [(&str, Document, bool); 9] = [
+        let indexes: [(&str, Document, bool); 10] = [
             ("ledger", doc! {"window": 1}, true),
+            ("input_snapshot", doc! {"key": 1}, true),
             ("jobs", doc! {"state": 1, "window": 1, "_id": 1}, false),
             ("jobs", doc! {"tenant": 1, "state": 1, "window": 1}, false),
             (
@@ -446,9 +448,16 @@ impl MongoStore {
             }
         }
 
+        let new_jobs = self.insert_jobs(s, &commit.jobs).await?;
+        self.set_cursors(s, &commit.cursors).await?;
+        Ok(CommitOutcome::Committed { entry, new_jobs })
+    }
+
+    /// Insert planned jobs that do not exist yet; returns how many were new.
+    async fn insert_jobs(&self, s: &mut ClientSession, new: &[RecheckJob]) -> Result<usize> {
         let jobs = self.coll("jobs");
         let mut new_jobs = 0;
-        for batch in commit.jobs.chunks(LOOKUP) {
+        for batch in new.chunks(LOOKUP) {
             let ids: Vec<&str> = batch.iter().map(|j| j.id.as_str()).collect();
             let mut known = BTreeSet::new();
             let mut cursor = jobs
@@ -476,8 +485,12 @@ impl MongoStore {
                 jobs.insert_many(docs).session(&mut *s).await.map_err(be)?;
             }
         }
+        Ok(new_jobs)
+    }
+
+    async fn set_cursors(&self, s: &mut ClientSession, moves: &[CursorMove]) -> Result<()> {
         let cursors = self.coll("cursors");
-        for c in &commit.cursors {
+        for c in moves {
             cursors
                 .update_one(
                     doc! {"_id": &c.name},
@@ -488,7 +501,101 @@ impl MongoStore {
                 .await
                 .map_err(be)?;
         }
-        Ok(CommitOutcome::Committed { entry, new_jobs })
+        Ok(())
+    }
+
+    /// The head moves first, on the condition that it is still at `base`,
+    /// so a concurrent compaction either finds it moved or conflicts.
+    async fn snapshot_in(&self, s: &mut ClientSession, update: &SnapshotUpdate) -> Result<bool> {
+        update.check()?;
+        let head = self.coll("input_snapshot_head");
+        let moved = doc! {"$set": {"seq": to_i64(update.seq)?, "window": to_i64(update.window)?}};
+        match update.base {
+            Some(base) => {
+                let r = head
+                    .update_one(doc! {"_id": "head", "seq": to_i64(base)?}, moved)
+                    .session(&mut *s)
+                    .await
+                    .map_err(be)?;
+                if r.matched_count == 0 {
+                    return Ok(false);
+                }
+            }
+            None => {
+                let exists = head
+                    .find_one(doc! {"_id": "head"})
+                    .session(&mut *s)
+                    .await
+                    .map_err(be)?;
+                if exists.is_some() {
+                    return Ok(false);
+                }
+                head.insert_one(doc! {
+                    "_id": "head",
+                    "seq": to_i64(update.seq)?,
+                    "window": to_i64(update.window)?,
+                })
+                .session(&mut *s)
+                .await
+                .map_err(be)?;
+            }
+        }
+        let rows = self.coll("input_snapshot");
+        let replaced: Vec<&str> = update
+            .delete
+            .iter()
+            .map(String::as_str)
+            .chain(update.put.iter().map(|r| r.key.as_str()))
+            .collect();
+        for batch in replaced.chunks(LOOKUP) {
+            rows.delete_many(doc! {"key": {"$in": batch.to_vec()}})
+                .session(&mut *s)
+                .await
+                .map_err(be)?;
+        }
+        for batch in update.put.chunks(BATCH) {
+            let docs = batch
+                .iter()
+                .map(|r| {
+                    let e = &r.entry;
+                    Ok(doc! {
+                        "_id": to_i64(e.seq)?,
+                        "key": &r.key,
+                        "tenant": e.tenant.as_deref().map_or(Bson::Null, |t| Bson::String(t.into())),
+                        "kind": &e.kind,
+                        "sha256": &e.sha256,
+                        "json": binary(&e.json),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if !docs.is_empty() {
+                rows.insert_many(docs).session(&mut *s).await.map_err(be)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// The run document is inserted first: a concurrent commit of the same
+    /// run conflicts on its id and aborts, so only one writes jobs.
+    async fn run_in(&self, s: &mut ClientSession, commit: &RunCommit) -> Result<RunOutcome> {
+        commit.check()?;
+        let runs = self.coll("runs");
+        let id = commit.run.id.as_str();
+        if let Some(d) = runs
+            .find_one(doc! {"_id": id})
+            .session(&mut *s)
+            .await
+            .map_err(be)?
+        {
+            let run = from_doc(format_args!("run {id}"), d)?;
+            return Ok(RunOutcome::AlreadyExists { run: Box::new(run) });
+        }
+        let mut d = to_doc(&commit.run)?;
+        d.insert("_id", id);
+        runs.insert_one(d).session(&mut *s).await.map_err(be)?;
+        let new_jobs = self.insert_jobs(s, &commit.jobs).await?;
+        self.set_cursors(s, &commit.cursors).await?;
+        Ok(RunOutcome::Committed { new_jobs })
     }
 }
 
@@ -826,5 +933,67 @@ impl Store for MongoStore {
 
     async fn runs(&self, tenant: Option<&str>) -> Result<Vec<Run>> {
         self.docs_by_tenant("runs", tenant).await
+    }
+
+    async fn compact_inputs(&self, update: &SnapshotUpdate) -> Result<bool> {
+        let mut s = self.begin().await?;
+        let out = self.snapshot_in(&mut s, update).await;
+        finish(&mut s, out, |moved| *moved).await
+    }
+
+    async fn input_snapshot(&self) -> Result<Option<SnapshotHead>> {
+        let Some(d) = self
+            .coll("input_snapshot_head")
+            .find_one(doc! {"_id": "head"})
+            .await
+            .map_err(be)?
+        else {
+            return Ok(None);
+        };
+        let records = self
+            .coll("input_snapshot")
+            .count_documents(doc! {})
+            .await
+            .map_err(be)?;
+        Ok(Some(SnapshotHead {
+            seq: get_u64(&d, "seq")?,
+            window: get_u64(&d, "window")?,
+            records,
+        }))
+    }
+
+    async fn read_input_snapshot(&self, from: u64, limit: usize) -> Result<Vec<InputEntry>> {
+        let docs = self
+            .find_all(
+                "input_snapshot",
+                doc! {"_id": {"$gte": to_i64(from)?}},
+                doc! {"_id": 1},
+                Some(to_i64(limit as u64)?),
+            )
+            .await?;
+        docs.iter()
+            .map(|d| {
+                Ok(InputEntry {
+                    seq: get_u64(d, "_id")?,
+                    tenant: d.get_str("tenant").ok().map(str::to_string),
+                    kind: get_str(d, "kind")?,
+                    sha256: get_str(d, "sha256")?,
+                    json: get_bytes(d, "json")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn commit_run(&self, commit: &RunCommit) -> Result<RunOutcome> {
+        let mut s = self.begin().await?;
+        let out = self.run_in(&mut s, commit).await;
+        match finish(&mut s, out, |o| matches!(o, RunOutcome::Committed { .. })).await {
+            // The other writer of the same run won: report its run.
+            Err(e) if e.kind == StoreErrorKind::Conflict => match self.run(&commit.run.id).await? {
+                Some(run) => Ok(RunOutcome::AlreadyExists { run: Box::new(run) }),
+                None => Err(e),
+            },
+            other => other,
+        }
     }
 }

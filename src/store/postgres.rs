@@ -17,9 +17,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use super::{
-    check_transition, decide, decode, encode, to_i64, CommitOutcome, Decision, ImpactQuery,
-    InputEntry, JobFilter, NewInput, Result, SourceOffset, Store, StoreError, StoreErrorKind,
-    WindowCommit,
+    check_transition, decide, decode, encode, to_i64, CommitOutcome, CursorMove, Decision,
+    ImpactQuery, InputEntry, JobFilter, NewInput, Result, RunCommit, RunOutcome, SnapshotHead,
+    SnapshotUpdate, SourceOffset, Store, StoreError, StoreErrorKind, WindowCommit,
 };
 use crate::model::{
     ImpactFinding, JobState, JobTransition, LedgerEntry, LedgerRecord, RecheckJob, Run, Schedule,
@@ -27,7 +27,13 @@ use crate::model::{
 };
 
 /// Versioned migrations, applied in order, each once.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_input_snapshot.sql"),
+    ),
+];
 
 /// Rows per bulk statement.
 const CHUNK: usize = 5000;
@@ -315,8 +321,15 @@ async fn apply_commit(
         .map_err(be)?;
     }
 
+    let new_jobs = insert_jobs(tx, &commit.jobs).await?;
+    set_cursors(tx, &commit.cursors).await?;
+    Ok(CommitOutcome::Committed { entry, new_jobs })
+}
+
+/// Insert planned jobs that do not exist yet; returns how many were new.
+async fn insert_jobs(tx: &tokio_postgres::Transaction<'_>, jobs: &[RecheckJob]) -> Result<usize> {
     let mut new_jobs = 0;
-    for chunk in commit.jobs.chunks(CHUNK) {
+    for chunk in jobs.chunks(CHUNK) {
         let ids: Vec<&str> = chunk.iter().map(|j| j.id.as_str()).collect();
         let tenants: Vec<&str> = chunk.iter().map(|j| j.tenant.as_str()).collect();
         let artifacts: Vec<&str> = chunk.iter().map(|j| j.artifact.as_str()).collect();
@@ -337,7 +350,11 @@ async fn apply_commit(
             .await
             .map_err(be)? as usize;
     }
-    for c in &commit.cursors {
+    Ok(new_jobs)
+}
+
+async fn set_cursors(tx: &tokio_postgres::Transaction<'_>, cursors: &[CursorMove]) -> Result<()> {
+    for c in cursors {
         tx.execute(
             "INSERT INTO cursors (name, position) VALUES ($1, $2) \
              ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position",
@@ -346,7 +363,93 @@ async fn apply_commit(
         .await
         .map_err(be)?;
     }
-    Ok(CommitOutcome::Committed { entry, new_jobs })
+    Ok(())
+}
+
+/// The head row is locked first, so concurrent compactions serialize and the
+/// loser sees the winner's seq.
+async fn apply_snapshot(
+    tx: &tokio_postgres::Transaction<'_>,
+    update: &SnapshotUpdate,
+) -> Result<bool> {
+    update.check()?;
+    tx.batch_execute("LOCK TABLE input_snapshot_head IN EXCLUSIVE MODE")
+        .await
+        .map_err(be)?;
+    let current = tx
+        .query_opt("SELECT seq FROM input_snapshot_head", &[])
+        .await
+        .map_err(be)?
+        .map(|r| to_u64(r.get(0)));
+    if current != update.base {
+        return Ok(false);
+    }
+    let replaced: Vec<&str> = update
+        .delete
+        .iter()
+        .map(String::as_str)
+        .chain(update.put.iter().map(|r| r.key.as_str()))
+        .collect();
+    for chunk in replaced.chunks(CHUNK) {
+        tx.execute(
+            "DELETE FROM input_snapshot WHERE doc_key = ANY($1)",
+            &[&chunk],
+        )
+        .await
+        .map_err(be)?;
+    }
+    for chunk in update.put.chunks(CHUNK) {
+        let keys: Vec<&str> = chunk.iter().map(|r| r.key.as_str()).collect();
+        let seqs = chunk
+            .iter()
+            .map(|r| to_i64(r.entry.seq))
+            .collect::<Result<Vec<_>>>()?;
+        let tenants: Vec<Option<&str>> = chunk.iter().map(|r| r.entry.tenant.as_deref()).collect();
+        let kinds: Vec<&str> = chunk.iter().map(|r| r.entry.kind.as_str()).collect();
+        let hashes: Vec<&str> = chunk.iter().map(|r| r.entry.sha256.as_str()).collect();
+        let bodies: Vec<&[u8]> = chunk.iter().map(|r| r.entry.json.as_slice()).collect();
+        tx.execute(
+            "INSERT INTO input_snapshot (doc_key, seq, tenant, kind, sha256, body) \
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
+                                  $6::bytea[])",
+            &[&keys, &seqs, &tenants, &kinds, &hashes, &bodies],
+        )
+        .await
+        .map_err(be)?;
+    }
+    tx.execute(
+        "INSERT INTO input_snapshot_head (one, seq, win) VALUES (TRUE, $1, $2) \
+         ON CONFLICT (one) DO UPDATE SET seq = EXCLUDED.seq, win = EXCLUDED.win",
+        &[&to_i64(update.seq)?, &to_i64(update.window)?],
+    )
+    .await
+    .map_err(be)?;
+    Ok(true)
+}
+
+/// The run is inserted first: a concurrent commit of the same run waits on
+/// its key and then finds it, so only one of them writes jobs.
+async fn apply_run(tx: &tokio_postgres::Transaction<'_>, commit: &RunCommit) -> Result<RunOutcome> {
+    commit.check()?;
+    let run = &commit.run;
+    let inserted = tx
+        .execute(
+            "INSERT INTO runs (id, tenant, doc) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+            &[&run.id, &run.tenant, &encode(run)?],
+        )
+        .await
+        .map_err(be)?;
+    if inserted == 0 {
+        let row = tx
+            .query_one("SELECT doc FROM runs WHERE id = $1", &[&run.id])
+            .await
+            .map_err(be)?;
+        let run = decode(format_args!("run {}", run.id), row.get::<_, &[u8]>(0))?;
+        return Ok(RunOutcome::AlreadyExists { run: Box::new(run) });
+    }
+    let new_jobs = insert_jobs(tx, &commit.jobs).await?;
+    set_cursors(tx, &commit.cursors).await?;
+    Ok(RunOutcome::Committed { new_jobs })
 }
 
 #[async_trait]
@@ -738,6 +841,67 @@ impl Store for PostgresStore {
 
     async fn runs(&self, tenant: Option<&str>) -> Result<Vec<Run>> {
         self.docs_by_tenant("runs", tenant).await
+    }
+
+    async fn compact_inputs(&self, update: &SnapshotUpdate) -> Result<bool> {
+        let mut c = self.client.lock().await;
+        let tx = c.transaction().await.map_err(be)?;
+        if apply_snapshot(&tx, update).await? {
+            tx.commit().await.map_err(be)?;
+            Ok(true)
+        } else {
+            tx.rollback().await.map_err(be)?;
+            Ok(false)
+        }
+    }
+
+    async fn input_snapshot(&self) -> Result<Option<SnapshotHead>> {
+        let c = self.client.lock().await;
+        let row = c
+            .query_opt(
+                "SELECT seq, win, (SELECT count(*) FROM input_snapshot) FROM input_snapshot_head",
+                &[],
+            )
+            .await
+            .map_err(be)?;
+        Ok(row.map(|r| SnapshotHead {
+            seq: to_u64(r.get(0)),
+            window: to_u64(r.get(1)),
+            records: to_u64(r.get(2)),
+        }))
+    }
+
+    async fn read_input_snapshot(&self, from: u64, limit: usize) -> Result<Vec<InputEntry>> {
+        let c = self.client.lock().await;
+        let rows = c
+            .query(
+                "SELECT seq, tenant, kind, sha256, body FROM input_snapshot \
+                 WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                &[&to_i64(from)?, &to_i64(limit as u64)?],
+            )
+            .await
+            .map_err(be)?;
+        Ok(rows
+            .iter()
+            .map(|r| InputEntry {
+                seq: to_u64(r.get(0)),
+                tenant: r.get(1),
+                kind: r.get(2),
+                sha256: r.get(3),
+                json: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn commit_run(&self, commit: &RunCommit) -> Result<RunOutcome> {
+        let mut c = self.client.lock().await;
+        let tx = c.transaction().await.map_err(be)?;
+        let outcome = apply_run(&tx, commit).await?;
+        match outcome {
+            RunOutcome::AlreadyExists { .. } => tx.rollback().await.map_err(be)?,
+            RunOutcome::Committed { .. } => tx.commit().await.map_err(be)?,
+        }
+        Ok(outcome)
     }
 }
 

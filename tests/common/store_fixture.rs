@@ -1,8 +1,9 @@
 //! The real-data fixture the store tests share: the bundled samples as an
 //! input log of three windows, run through the real engine for each window's
 //! impact deltas, planned into jobs by the production planner (one per
-//! artifact and window); and the direct-to-backend tampering of a ledger
-//! payload that `recheck ledger verify` must catch.
+//! artifact and window); the direct-to-backend tampering of a ledger
+//! payload that `recheck ledger verify` must catch; and a SecantusDB server
+//! for the MongoDB-wire tests.
 
 // Each test binary that includes this uses only some of it.
 #![allow(dead_code)]
@@ -241,4 +242,53 @@ pub async fn tamper_postgres(client: &tokio_postgres::Client, schema: &str, inde
         .await
         .unwrap();
     assert_eq!(n, 1);
+}
+
+/// A SecantusDB server started for a test, stopped on drop.
+pub struct Secantus {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Secantus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start_secantus() -> Result<(Secantus, String), String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let child = std::process::Command::new("secantusd-py")
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--storage-path",
+        ])
+        .arg(dir.path().join("data"))
+        .args(["--log-level", "WARNING"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting secantusd-py (pip install secantusdb): {e}"))?;
+    let mut server = Secantus { child, _dir: dir };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Err(format!("secantusd-py exited: {status}"));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err("secantusd-py did not listen within 60 s".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let uri = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
+    Ok((server, uri))
 }
