@@ -851,6 +851,33 @@ pub fn run_store_suite(
         }
     }
     std::fs::remove_file(config.scratch.join("bench.redb")).ok();
+    drop(commit);
+
+    // The whole backfill into a running system, as `recheck backfill --into`
+    // does it: every document appended to the input log and applied, then
+    // the window closed and committed; the fleet is generated batch by batch
+    // so its documents are never all in memory.
+    let mut backfills = Vec::new();
+    for url in std::iter::once(&embedded).chain(urls.iter()) {
+        let url = fresh_store_url(url, "into");
+        progress(&format!(
+            "backfill --into {}",
+            url.split('?').next().unwrap_or(&url)
+        ));
+        let row = backfill_into(&url, config, &advisories, &corpus, &shape).map_err(|message| {
+            BenchError::Store {
+                url: url.clone(),
+                message,
+            }
+        })?;
+        backfills.push(row);
+        if let Some((base, schema)) = url.split_once("?schema=") {
+            if url.starts_with("postgres") && schema.starts_with("recheck_bench_") {
+                runtime.block_on(drop_schema(base, schema));
+            }
+        }
+    }
+    std::fs::remove_file(config.scratch.join("into.redb")).ok();
     let base = rows.first().map(|r| r.1).unwrap_or_default();
     let mut measurements = Vec::new();
     for (backend, commit_time, verify_time, bytes) in &rows {
@@ -902,6 +929,48 @@ pub fn run_store_suite(
             false,
         ));
     }
+    let into_base = backfills.first().map(|b| b.total).unwrap_or_default();
+    for b in &backfills {
+        let vs =
+            (b.backend != "embedded").then_some(("store.embedded.backfill_into.time", into_base));
+        measurements.push(measurement(
+            &format!("store.{}.backfill_into.time", b.backend),
+            b.total,
+            "s",
+            vs,
+            false,
+        ));
+        measurements.push(measurement(
+            &format!("store.{}.backfill_into.append_and_apply.time", b.backend),
+            b.append,
+            "s",
+            None,
+            false,
+        ));
+        measurements.push(measurement(
+            &format!("store.{}.backfill_into.close_and_commit.time", b.backend),
+            b.close,
+            "s",
+            None,
+            false,
+        ));
+        if let Some(bytes) = b.bytes {
+            measurements.push(measurement(
+                &format!("store.{}.backfill_into.storage", b.backend),
+                bytes as f64,
+                "bytes",
+                None,
+                false,
+            ));
+            measurements.push(measurement(
+                &format!("store.{}.backfill_into.storage_per_instance", b.backend),
+                bytes as f64 / (shape.instances as f64).max(1.0),
+                "bytes/instance",
+                None,
+                false,
+            ));
+        }
+    }
     Ok(json!({
         "suite": "store",
         "machine": machine(),
@@ -919,6 +988,103 @@ pub fn run_store_suite(
         },
         "measurements": measurements,
     }))
+}
+
+/// One store's `backfill --into` timings.
+struct BackfillInto {
+    backend: String,
+    /// Appending and applying every document.
+    append: f64,
+    /// Closing the window: the engine's join, the planner and the commit.
+    close: f64,
+    total: f64,
+    bytes: Option<u64>,
+}
+
+/// A second, empty store beside `url` (its own redb file or schema).
+fn fresh_store_url(url: &str, suffix: &str) -> String {
+    if let Some(path) = crate::store::embedded_path(url) {
+        let path = std::path::Path::new(path).with_file_name(format!("{suffix}.redb"));
+        return format!("redb://{}", path.display());
+    }
+    match url.split_once("?schema=") {
+        Some((base, schema)) if url.starts_with("postgres") => {
+            format!("{base}?schema={schema}_{suffix}")
+        }
+        _ if url.starts_with("mongodb") => {
+            // mongodb://host/DB?options: the database is the path.
+            let (head, query) = url
+                .split_once('?')
+                .map_or((url, None), |(h, q)| (h, Some(q)));
+            let head = format!("{head}_{suffix}");
+            query.map_or(head.clone(), |q| format!("{head}?{q}"))
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn backfill_into(
+    url: &str,
+    config: &BenchConfig,
+    advisories: &[Advisory],
+    corpus: &Corpus,
+    shape: &FleetShape,
+) -> Result<BackfillInto, String> {
+    use crate::core::pipeline::Pipeline;
+    use crate::core::planner::Planner;
+
+    const BATCH: usize = 1_000;
+    let start = Instant::now();
+    let clock: crate::core::pipeline::Clock = Box::new(chrono::DateTime::<chrono::Utc>::default);
+    let mut pipeline = Pipeline::open(url, &config.engine, Planner::default(), clock)
+        .map_err(|e| e.to_string())?;
+    let backend = pipeline.backend().to_string();
+    let window = pipeline.next_window();
+    let records: Vec<InputRecord> = advisories
+        .iter()
+        .map(|a| InputRecord::Advisory {
+            advisory: a.clone(),
+        })
+        .collect();
+    pipeline.push(&records).map_err(|e| e.to_string())?;
+    let mut batch = Vec::with_capacity(BATCH);
+    for i in 0..shape.artifacts() {
+        let sbom = fleet::artifact(corpus, shape, i);
+        batch.push(InputRecord::Sbom {
+            tenant: tenant_of(&sbom).to_string(),
+            sbom,
+        });
+        if batch.len() == BATCH {
+            pipeline.push(&batch).map_err(|e| e.to_string())?;
+            batch.clear();
+        }
+    }
+    pipeline.push(&batch).map_err(|e| e.to_string())?;
+    let append = start.elapsed().as_secs_f64();
+    let closing = Instant::now();
+    let committed = pipeline
+        .push(&[InputRecord::WindowClosed {
+            window,
+            closed_at: None,
+        }])
+        .map_err(|e| e.to_string())?;
+    let close = closing.elapsed().as_secs_f64();
+    if committed.len() != 1 {
+        return Err(format!(
+            "expected one committed window, got {}",
+            committed.len()
+        ));
+    }
+    let total = start.elapsed().as_secs_f64();
+    let bytes = pipeline.storage_bytes().map_err(|e| e.to_string())?;
+    pipeline.shutdown();
+    Ok(BackfillInto {
+        backend,
+        append,
+        close,
+        total,
+        bytes,
+    })
 }
 
 /// Drops a benchmark's own PostgreSQL schema; a failure only leaves it behind.

@@ -77,7 +77,7 @@ impl Progress {
     fn inc(&mut self, n: u64) {
         self.done += n;
         match &self.bar {
-            Some(bar) => bar.inc(1),
+            Some(bar) => bar.inc(n),
             None if self.done >= self.next_line => {
                 eprintln!("backfill: {}/{} records", self.done, self.total);
                 self.next_line = self.done + (self.total / 10).max(1);

@@ -2,10 +2,10 @@
 //! (input log, ledger, cursors, planner, schedules, replay), on top of a
 //! [`crate::store::Store`].
 
+pub mod compaction;
 pub mod dispatcher;
 pub mod failpoint;
 pub mod ingest;
-pub mod compaction;
 pub mod ledger;
 pub mod pipeline;
 pub mod planner;
