@@ -18,3 +18,4 @@ pub mod samples;
 pub mod scan;
 pub mod store;
 pub mod versions;
+pub mod worker;
