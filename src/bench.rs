@@ -747,13 +747,18 @@ pub fn run_queue_suite(
         };
         crate::worker::bench::fill_store(&path, config.worker_jobs).map_err(worker_error)?;
         let r = runtime
-            .block_on(crate::worker::bench::run(&path, url, config.worker_concurrency))
+            .block_on(crate::worker::bench::run(
+                &path,
+                url,
+                config.worker_concurrency,
+            ))
             .map_err(worker_error)?;
         std::fs::remove_dir_all(&dir).ok();
         if r.backend == "memory" {
             worker_memory = r.jobs_per_second;
         }
-        let vs_memory = (r.backend != "memory").then_some(("queue.memory.worker_end_to_end", worker_memory));
+        let vs_memory =
+            (r.backend != "memory").then_some(("queue.memory.worker_end_to_end", worker_memory));
         measurements.push(measurement(
             &format!("queue.{}.worker_end_to_end", r.backend),
             r.jobs_per_second,

@@ -173,7 +173,10 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         );
         let pool = WorkerPool::start(worker.clone());
         shutdown_signal().await;
-        eprintln!("worker {}: stopping, finishing the jobs in hand", worker.config.name);
+        eprintln!(
+            "worker {}: stopping, finishing the jobs in hand",
+            worker.config.name
+        );
         pool.shutdown().await;
         eprintln!(
             "worker {}: stopped after {} deliveries",

@@ -63,7 +63,8 @@ fn setup(e: impl std::fmt::Display) -> WorkerBenchError {
 /// artifact. Synchronous (the pipeline owns its runtime).
 pub fn fill_store(path: &Path, artifacts: usize) -> Result<(), WorkerBenchError> {
     let samples = crate::samples::bundled_dir();
-    let advisories = formats::load::load(&[samples.join("advisories")], formats::osv::parse_advisory);
+    let advisories =
+        formats::load::load(&[samples.join("advisories")], formats::osv::parse_advisory);
     let sboms = formats::load::load(&[samples.join("sboms")], |name, bytes| {
         formats::parse_sbom(name, bytes, Scope::Global)
     });
@@ -185,6 +186,10 @@ pub async fn run(
         jobs: done,
         concurrency,
         seconds,
-        jobs_per_second: if seconds > 0.0 { done as f64 / seconds } else { 0.0 },
+        jobs_per_second: if seconds > 0.0 {
+            done as f64 / seconds
+        } else {
+            0.0
+        },
     })
 }

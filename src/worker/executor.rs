@@ -60,7 +60,8 @@ impl ExecutorError {
 
 #[async_trait]
 pub trait Executor: Send + Sync {
-    async fn execute(&self, request: ExecutionRequest<'_>) -> Result<ExecutorAnswer, ExecutorError>;
+    async fn execute(&self, request: ExecutionRequest<'_>)
+        -> Result<ExecutorAnswer, ExecutorError>;
 }
 
 /// The built-in executor: the policy evaluator's verdict is the result.
@@ -68,7 +69,10 @@ pub struct PolicyExecutor;
 
 #[async_trait]
 impl Executor for PolicyExecutor {
-    async fn execute(&self, request: ExecutionRequest<'_>) -> Result<ExecutorAnswer, ExecutorError> {
+    async fn execute(
+        &self,
+        request: ExecutionRequest<'_>,
+    ) -> Result<ExecutorAnswer, ExecutorError> {
         Ok(ExecutorAnswer {
             executor: "policy".to_string(),
             status: None,
@@ -105,7 +109,10 @@ struct HttpRequestBody<'a> {
 
 #[async_trait]
 impl Executor for HttpExecutor {
-    async fn execute(&self, request: ExecutionRequest<'_>) -> Result<ExecutorAnswer, ExecutorError> {
+    async fn execute(
+        &self,
+        request: ExecutionRequest<'_>,
+    ) -> Result<ExecutorAnswer, ExecutorError> {
         let body = serde_json::to_vec(&HttpRequestBody {
             job: request.job,
             attempt: request.attempt,

@@ -70,7 +70,11 @@ pub async fn post_json(
         .map_err(|_| HttpError::Timeout(timeout))?
 }
 
-async fn exchange(t: &Target<'_>, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, HttpError> {
+async fn exchange(
+    t: &Target<'_>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response, HttpError> {
     let mut stream = TcpStream::connect((t.host, t.port)).await?;
     let mut request = format!(
         "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: recheck/{}\r\n",
@@ -123,7 +127,9 @@ fn parse_response(raw: &[u8]) -> Result<Response, HttpError> {
     let body = if chunked {
         dechunk(rest).ok_or_else(|| bad("bad chunked body"))?
     } else if let Some(n) = length {
-        rest.get(..n).ok_or_else(|| bad("body shorter than Content-Length"))?.to_vec()
+        rest.get(..n)
+            .ok_or_else(|| bad("body shorter than Content-Length"))?
+            .to_vec()
     } else {
         rest.to_vec()
     };

@@ -144,12 +144,22 @@ impl Default for WorkerConfig {
 /// What handling one delivery came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Completed { event_id: String, published: bool },
+    Completed {
+        event_id: String,
+        published: bool,
+    },
     /// Already finished, or another worker holds it: acknowledged only.
     Duplicate(JobState),
-    Superseded { by: String },
-    Retrying { attempt: u32, delay: Duration },
-    DeadLettered { reason: String },
+    Superseded {
+        by: String,
+    },
+    Retrying {
+        attempt: u32,
+        delay: Duration,
+    },
+    DeadLettered {
+        reason: String,
+    },
 }
 
 /// One attempt as recorded.
@@ -240,7 +250,10 @@ impl Worker {
     /// The completion event and evaluation of `job` from the store's
     /// current content: a pure function of it (no clock), so replaying the
     /// same window signs the same bytes.
-    pub async fn judge(&self, job: &RecheckJob) -> Result<(CompletionEvent, Evaluation), WorkerError> {
+    pub async fn judge(
+        &self,
+        job: &RecheckJob,
+    ) -> Result<(CompletionEvent, Evaluation), WorkerError> {
         let j = self.judge_inner(job).await?;
         Ok((j.event, j.evaluation))
     }
@@ -330,7 +343,11 @@ impl Worker {
         Ok(self.store.transition_job(id, &t).await?)
     }
 
-    async fn record_attempt(&self, record: &AttemptRecord, tenant: &str) -> Result<(), WorkerError> {
+    async fn record_attempt(
+        &self,
+        record: &AttemptRecord,
+        tenant: &str,
+    ) -> Result<(), WorkerError> {
         let body = serde_json::to_vec(record).map_err(|e| WorkerError::Job {
             job: record.job_id.clone(),
             message: e.to_string(),
@@ -352,7 +369,11 @@ impl Worker {
     pub async fn attempts(&self, job: &str, last: u32) -> Result<Vec<AttemptRecord>, WorkerError> {
         let mut out = Vec::new();
         for a in 1..=last {
-            if let Some(e) = self.store.event(&event_id(ATTEMPT_KIND, job, Some(a))).await? {
+            if let Some(e) = self
+                .store
+                .event(&event_id(ATTEMPT_KIND, job, Some(a)))
+                .await?
+            {
                 if let Ok(r) = serde_json::from_slice(&e.body) {
                     out.push(r);
                 }
@@ -527,7 +548,12 @@ impl Worker {
             started_at,
             finished_at: now_text(),
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            outcome: if result.is_ok() { "succeeded" } else { "failed" }.into(),
+            outcome: if result.is_ok() {
+                "succeeded"
+            } else {
+                "failed"
+            }
+            .into(),
             error: result.as_ref().err().map(|e| e.message.clone()),
             answer: result.as_ref().ok().cloned(),
         };
@@ -542,7 +568,11 @@ impl Worker {
     }
 
     /// Run `work`, extending the lease at a third of its length meanwhile.
-    async fn with_heartbeat<T>(&self, d: &Delivery, work: impl std::future::Future<Output = T>) -> T {
+    async fn with_heartbeat<T>(
+        &self,
+        d: &Delivery,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
         let every = (self.config.lease / 3).max(Duration::from_millis(50));
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tokio::pin!(work);
@@ -597,7 +627,7 @@ impl Worker {
                 outcome: "succeeded".into(),
                 completion_event: Some(stored.id.clone()),
                 reason: None,
-                deadline: judged.deadline.to_rfc3339_opts(SecondsFormat::Secs, true),
+                deadline: judged.deadline.to_rfc3339_opts(SecondsFormat::AutoSi, true),
                 attempts,
                 evaluation: Some(judged.evaluation),
             },
@@ -667,7 +697,7 @@ impl Worker {
                         outcome: "dead_lettered".into(),
                         completion_event: None,
                         reason: Some(reason.clone()),
-                        deadline: deadline.to_rfc3339_opts(SecondsFormat::Secs, true),
+                        deadline: deadline.to_rfc3339_opts(SecondsFormat::AutoSi, true),
                         attempts,
                         evaluation: None,
                     },

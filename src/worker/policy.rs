@@ -263,9 +263,12 @@ impl LoadedPolicy {
         } else if let Some((entry, until)) = self.allowed(f, ctx.as_of) {
             let why = entry.reason.as_deref().unwrap_or("allow-listed");
             (format!("allowed until {until}: {why}"), Verdict::Pass)
-        } else if let Some(rule) = self.policy.rules.iter().find(|r| {
-            matches_rule(r, f, cvss, fix_available, ctx.runtime)
-        }) {
+        } else if let Some(rule) = self
+            .policy
+            .rules
+            .iter()
+            .find(|r| matches_rule(r, f, cvss, fix_available, ctx.runtime))
+        {
             (format!("rule {}", rule.name), rule.verdict)
         } else {
             ("default".to_string(), self.policy.default)
@@ -295,7 +298,9 @@ impl LoadedPolicy {
             .find(|(a, expires)| {
                 **expires > as_of
                     && a.advisory.as_ref().is_none_or(|x| *x == f.advisory)
-                    && a.vulnerability.as_ref().is_none_or(|x| *x == f.vulnerability)
+                    && a.vulnerability
+                        .as_ref()
+                        .is_none_or(|x| *x == f.vulnerability)
                     && a.artifact.as_ref().is_none_or(|x| *x == f.artifact)
                     && a.purl.as_ref().is_none_or(|p| {
                         f.purl.as_deref() == Some(p.as_str()) || f.purl_base() == Some(p.as_str())
@@ -316,8 +321,7 @@ fn matches_rule(
         .is_none_or(|min| f.severity.is_some_and(|s| s >= min))
         && r.min_cvss.is_none_or(|min| cvss.is_some_and(|s| s >= min))
         && r.fix_available.is_none_or(|want| want == fix)
-        && r
-            .vex_status
+        && r.vex_status
             .as_ref()
             .is_none_or(|v| v.contains(&VexCondition::of(f.vex_status)))
         && r.runtime.as_ref().is_none_or(|v| v.contains(&runtime))
@@ -408,7 +412,10 @@ mod tests {
             finding("B", Rating::Medium, None),
             finding("C", Rating::High, None),
         ];
-        let running = p.evaluate(&findings, &ctx(RuntimeState::Running, "2026-05-01T00:00:00Z"));
+        let running = p.evaluate(
+            &findings,
+            &ctx(RuntimeState::Running, "2026-05-01T00:00:00Z"),
+        );
         assert_eq!(running.verdict, Verdict::Fail);
         let by: BTreeMap<&str, &TraceEntry> = running
             .trace
@@ -416,14 +423,23 @@ mod tests {
             .map(|t| (t.advisory.as_str(), t))
             .collect();
         assert_eq!(by["A"].decided_by, "rule fixable-critical-running");
-        assert_eq!(by["A"].matched, "range 0 of entry 0: introduced 0, fixed: 2.5");
+        assert_eq!(
+            by["A"].matched,
+            "range 0 of entry 0: introduced 0, fixed: 2.5"
+        );
         assert!(by["C"].decided_by.starts_with("allowed until 2026-06-01"));
         assert_eq!(by["B"].decided_by, "rule low");
         // Stopped: the first rule no longer applies; A falls to rule "low".
-        let stopped = p.evaluate(&findings, &ctx(RuntimeState::Stopped, "2026-05-01T00:00:00Z"));
+        let stopped = p.evaluate(
+            &findings,
+            &ctx(RuntimeState::Stopped, "2026-05-01T00:00:00Z"),
+        );
         assert_eq!(stopped.verdict, Verdict::Pass);
         // After expiry (as of the window, not the wall clock) C counts again.
-        let later = p.evaluate(&findings, &ctx(RuntimeState::Stopped, "2026-07-01T00:00:00Z"));
+        let later = p.evaluate(
+            &findings,
+            &ctx(RuntimeState::Stopped, "2026-07-01T00:00:00Z"),
+        );
         assert_eq!(later.trace[2].decided_by, "rule low");
     }
 
@@ -431,7 +447,10 @@ mod tests {
     fn version_ignores_formatting_but_not_content() {
         let a = LoadedPolicy::parse(POLICY).unwrap();
         let reformatted = POLICY.replace("default = \"warn\"", "default   =   'warn' # x");
-        assert_eq!(a.version, LoadedPolicy::parse(&reformatted).unwrap().version);
+        assert_eq!(
+            a.version,
+            LoadedPolicy::parse(&reformatted).unwrap().version
+        );
         let changed = POLICY.replace("min_cvss = 9.0", "min_cvss = 8.0");
         assert_ne!(a.version, LoadedPolicy::parse(&changed).unwrap().version);
         assert!(LoadedPolicy::parse("[[allow]]\nexpires = \"2026-01-01T00:00:00Z\"").is_err());

@@ -174,7 +174,10 @@ impl RetryPolicy {
     pub fn backoff(&self, job_id: &str, attempt: u32) -> Duration {
         let exp = self
             .base
-            .saturating_mul(1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX))
+            .saturating_mul(
+                1u32.checked_shl(attempt.saturating_sub(1))
+                    .unwrap_or(u32::MAX),
+            )
             .min(self.max_delay);
         let digest = Sha256::digest(format!("{job_id}:{attempt}").as_bytes());
         let mut word = [0u8; 8];
@@ -232,20 +235,39 @@ mod tests {
     #[test]
     fn gives_up_on_attempts_and_deadline() {
         let p = RetryPolicy::default();
-        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().to_utc();
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
         let far = now + TimeDelta::hours(1);
-        assert!(matches!(p.decide("j", 1, now, far), RetryDecision::RetryAfter(_)));
-        assert!(matches!(p.decide("j", 5, now, far), RetryDecision::GiveUp(_)));
+        assert!(matches!(
+            p.decide("j", 1, now, far),
+            RetryDecision::RetryAfter(_)
+        ));
+        assert!(matches!(
+            p.decide("j", 5, now, far),
+            RetryDecision::GiveUp(_)
+        ));
         let near = now + TimeDelta::seconds(10);
-        assert!(matches!(p.decide("j", 1, now, near), RetryDecision::GiveUp(m) if m.contains("deadline")));
+        assert!(
+            matches!(p.decide("j", 1, now, near), RetryDecision::GiveUp(m) if m.contains("deadline"))
+        );
     }
 
     #[test]
     fn sla_table_parse() {
         let t = SlaTable::parse("critical:running=30m, high:*=2h").unwrap();
-        assert_eq!(t.sla(Some(Rating::Critical), RuntimeState::Running), TimeDelta::minutes(30));
-        assert_eq!(t.sla(Some(Rating::High), RuntimeState::Stopped), TimeDelta::hours(2));
-        assert_eq!(t.sla(Some(Rating::Critical), RuntimeState::Deployed), TimeDelta::hours(4));
+        assert_eq!(
+            t.sla(Some(Rating::Critical), RuntimeState::Running),
+            TimeDelta::minutes(30)
+        );
+        assert_eq!(
+            t.sla(Some(Rating::High), RuntimeState::Stopped),
+            TimeDelta::hours(2)
+        );
+        assert_eq!(
+            t.sla(Some(Rating::Critical), RuntimeState::Deployed),
+            TimeDelta::hours(4)
+        );
         assert_eq!(t.sla(None, RuntimeState::Running), TimeDelta::hours(168));
         assert!(SlaTable::parse("urgent=1h").is_err());
         assert!(SlaTable::parse("critical=1y").is_err());
