@@ -354,10 +354,13 @@ async fn check_outcomes(store: &dyn Store, jobs: &[RecheckJob]) -> usize {
     succeeded
 }
 
+/// One XRANGE entry: its id and field/value pairs.
+type StreamEntry = (String, Vec<(String, Vec<u8>)>);
+
 async fn stream_event_ids(stream: &str) -> Vec<String> {
     let client = redis::Client::open(redis_url()).unwrap();
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
-    let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+    let entries: Vec<StreamEntry> = redis::cmd("XRANGE")
         .arg(stream)
         .arg("-")
         .arg("+")
