@@ -732,10 +732,48 @@ pub fn run_queue_suite(
             false,
         ));
     }
+    // End to end through the worker: dispatch, lease, policy evaluation,
+    // signing, event + execution record, ack, on an embedded store.
+    let mut worker_memory = 0.0;
+    for url in std::iter::once(&baseline).chain(urls.iter().filter(|u| **u != baseline)) {
+        progress(&format!("worker end to end through {url}"));
+        let dir = config_scratch(url);
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("worker-bench.redb");
+        let _ = std::fs::remove_file(&path);
+        let worker_error = |e: crate::worker::bench::WorkerBenchError| BenchError::Store {
+            url: url.clone(),
+            message: e.to_string(),
+        };
+        crate::worker::bench::fill_store(&path, config.worker_jobs).map_err(worker_error)?;
+        let r = runtime
+            .block_on(crate::worker::bench::run(
+                &path,
+                url,
+                config.worker_concurrency,
+            ))
+            .map_err(worker_error)?;
+        std::fs::remove_dir_all(&dir).ok();
+        if r.backend == "memory" {
+            worker_memory = r.jobs_per_second;
+        }
+        let vs_memory =
+            (r.backend != "memory").then_some(("queue.memory.worker_end_to_end", worker_memory));
+        measurements.push(measurement(
+            &format!("queue.{}.worker_end_to_end", r.backend),
+            r.jobs_per_second,
+            "jobs/s",
+            vs_memory,
+            true,
+        ));
+    }
     Ok(json!({
         "suite": "queue",
         "machine": machine(),
         "data": {
+            "worker_jobs": config.worker_jobs,
+            "worker_concurrency": config.worker_concurrency,
+            "worker_jobs_are": "the bundled sample SBOMs copied into one artifact each over 4 tenants, one window; policy evaluator, no external executor",
             "jobs": config.jobs,
             "batch": config.batch,
             "tenants": config.tenants,
@@ -745,6 +783,12 @@ pub fn run_queue_suite(
         },
         "measurements": measurements,
     }))
+}
+
+/// A scratch directory of its own for one queue's worker benchmark.
+fn config_scratch(url: &str) -> std::path::PathBuf {
+    let tag: String = url.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    std::env::temp_dir().join(format!("recheck-bench-worker-{}-{tag}", std::process::id()))
 }
 
 /// `--suite store`: the time to commit one window (its ledger entry, impact

@@ -20,3 +20,4 @@ pub mod scan;
 pub mod source;
 pub mod store;
 pub mod versions;
+pub mod worker;

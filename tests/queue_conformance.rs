@@ -656,6 +656,7 @@ async fn bench_drains_every_job(backend: &str) {
         batch: 32,
         tenants: 3,
         concurrency: 8,
+        ..QueueBenchConfig::default()
     };
     let m = queue::bench::run(&url, &config).await.unwrap();
     assert_eq!((m.backend, m.jobs, m.redeliveries), (backend, 300, 0));

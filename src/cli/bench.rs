@@ -64,6 +64,10 @@ pub struct BenchArgs {
     /// Jobs per queue for `--suite queue`.
     #[arg(long, default_value_t = 10_000)]
     pub jobs: usize,
+    /// Jobs per queue for the worker's end-to-end run in `--suite queue`
+    /// (policy evaluator, signing, stored events).
+    #[arg(long, default_value_t = 1_000)]
+    pub worker_jobs: usize,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -101,6 +105,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Suite::Queue => {
             let queue_config = QueueBenchConfig {
                 jobs: if args.quick { 1_000 } else { args.jobs },
+                worker_jobs: if args.quick { 200 } else { args.worker_jobs },
                 ..QueueBenchConfig::default()
             };
             run_queue_suite(&args.queues, &queue_config, &mut |step| {

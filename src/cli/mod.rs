@@ -13,6 +13,7 @@ mod replay;
 mod scan;
 mod verify;
 mod version_order;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -77,6 +78,11 @@ enum Command {
     /// Check a DSSE envelope against a public key (ed25519 or ECDSA P-256, PEM
     /// or X.509 certificate): exit 0 valid, 1 invalid with the reason.
     Verify(verify::VerifyArgs),
+    /// Run recheck jobs from a shared queue (NATS or Redis) against a shared
+    /// store (PostgreSQL or MongoDB): policy verdict, optional HTTP executor,
+    /// SLA-aware retries, signed completion events. Stops on SIGTERM/ctrl-c
+    /// after finishing the jobs in hand.
+    Worker(worker::WorkerArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -91,5 +97,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VersionOrder(args) => version_order::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Worker(args) => worker::run(args),
     }
 }

@@ -135,7 +135,7 @@ impl Planner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{FindingStatus, ImpactFinding};
+    use crate::model::{FindingStatus, ImpactFinding, MatchReason};
 
     fn delta(artifact: &str, advisory: &str, severity: Option<Rating>, diff: i64) -> ImpactDelta {
         ImpactDelta {
@@ -152,7 +152,10 @@ mod tests {
                 version: "1".into(),
                 severity,
                 status: FindingStatus::Affected,
+                reason: MatchReason::Listed { entry: 0 },
                 vex_status: None,
+                justification: None,
+                vex_source: None,
             },
         }
     }

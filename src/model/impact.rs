@@ -1,14 +1,15 @@
 //! What the durable core keeps of the engine's output: one [`ImpactDelta`]
 //! per finding that appeared (+1) or disappeared (−1) in a window, and the
 //! [`ImpactFinding`] rows that make up an artifact's current impact snapshot.
-//! They are a compact projection of [`Finding`] (no aliases, match reason or
-//! VEX provenance): enough for jobs, snapshots and the impact queries, small
-//! enough to store a whole backfill window.
+//! They are a compact projection of [`Finding`] (no aliases): enough for
+//! jobs, snapshots and the impact queries, and, with the match reason and the
+//! VEX provenance, for the policy evaluator's explain trace, which reads the
+//! stored snapshot rather than the live engine.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Finding, FindingStatus, Rating, VexStatus};
+use super::{Finding, FindingStatus, MatchReason, Rating, VexStatus};
 
 /// One row of an artifact's impact snapshot: "component `purl` of
 /// `artifact` is affected by `advisory` (or was, until VEX suppressed it)".
@@ -24,7 +25,13 @@ pub struct ImpactFinding {
     pub version: String,
     pub severity: Option<Rating>,
     pub status: FindingStatus,
+    /// The range event (or `versions[]` entry) that matched.
+    pub reason: MatchReason,
+    /// Set when a VEX statement applies (suppressing or not).
     pub vex_status: Option<VexStatus>,
+    pub justification: Option<String>,
+    /// The VEX document the deciding statement came from.
+    pub vex_source: Option<String>,
 }
 
 impl From<&Finding> for ImpactFinding {
@@ -40,7 +47,10 @@ impl From<&Finding> for ImpactFinding {
             version: f.version.clone(),
             severity: f.severity,
             status: f.status,
+            reason: f.reason.clone(),
             vex_status: f.vex_status,
+            justification: f.justification.clone(),
+            vex_source: f.vex_source.clone(),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Queue throughput for `recheck bench`: jobs/s through enqueue, lease and
-//! ack on one backend, the queue's share of the end-to-end job rate.
+//! ack on one backend, the queue's share of the end-to-end job rate. The
+//! suite also runs real jobs through each queue with the worker and its
+//! policy evaluator (`worker::bench`).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -20,6 +22,10 @@ pub struct QueueBenchConfig {
     pub tenants: usize,
     /// Enqueues and acks in flight at once (one worker pipelining).
     pub concurrency: usize,
+    /// Jobs for the end-to-end run through the worker (policy evaluator).
+    pub worker_jobs: usize,
+    /// Worker slots for that run.
+    pub worker_concurrency: usize,
 }
 
 impl Default for QueueBenchConfig {
@@ -29,6 +35,8 @@ impl Default for QueueBenchConfig {
             batch: 64,
             tenants: 4,
             concurrency: 32,
+            worker_jobs: 1_000,
+            worker_concurrency: 4,
         }
     }
 }
