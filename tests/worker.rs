@@ -6,7 +6,7 @@
 //! `RECHECK_NATS_URL`), a failure under `CI=true`.
 //!
 //! Until the dispatcher lands, the tests move the store's outbox into the
-//! queue themselves with the dispatcher's mapping (`worker::queued_job`).
+//! queue themselves with the dispatcher's mapping (`core::dispatcher::queued_job`).
 
 mod common;
 #[path = "common/store_fixture.rs"]
@@ -27,6 +27,7 @@ use common::skip;
 use recheck::attest::dsse::Envelope;
 use recheck::attest::keys::SigningKey;
 use recheck::attest::statement::verify_completion;
+use recheck::core::dispatcher::queued_job;
 use recheck::core::pipeline::Pipeline;
 use recheck::core::planner::Planner;
 use recheck::engine::record::InputRecord;
@@ -41,8 +42,7 @@ use recheck::worker::policy::LoadedPolicy;
 use recheck::worker::retry::{RetryPolicy, SlaTable};
 use recheck::worker::sink::{self, EventSink};
 use recheck::worker::{
-    event_id, queued_job, ExecutionRecord, Worker, WorkerConfig, WorkerPool, COMPLETED_KIND,
-    EXECUTION_KIND,
+    event_id, ExecutionRecord, Worker, WorkerConfig, WorkerPool, COMPLETED_KIND, EXECUTION_KIND,
 };
 use store_fixture::{fixture, ACME, GLOBEX};
 

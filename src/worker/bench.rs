@@ -11,8 +11,9 @@ use serde::Serialize;
 
 use super::executor::PolicyExecutor;
 use super::policy::LoadedPolicy;
-use super::{queued_job, Worker, WorkerConfig, WorkerPool};
+use super::{Worker, WorkerConfig, WorkerPool};
 use crate::attest::keys::SigningKey;
+use crate::core::dispatcher::queued_job;
 use crate::core::pipeline::Pipeline;
 use crate::core::planner::Planner;
 use crate::engine::record::InputRecord;

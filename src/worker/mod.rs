@@ -51,7 +51,7 @@ use crate::model::{
     CompletionEvent, FindingStatus, JobState, JobTransition, Priority, Rating, RecheckJob,
     StoredEvent,
 };
-use crate::queue::{self, Delivery, Queue, QueueError, QueuedJob};
+use crate::queue::{self, Delivery, Queue, QueueError};
 use crate::store::{ImpactQuery, JobFilter, Store, StoreError};
 
 use context::InputIndex;
@@ -84,33 +84,6 @@ pub fn event_id(kind: &str, job: &str, attempt: Option<u32>) -> String {
         None => format!("{kind}:{job}"),
     };
     hex::encode(Sha256::digest(text.as_bytes()))
-}
-
-/// The queue message for a stored job (the dispatcher's mapping): routing
-/// facts plus the job's JSON as the payload.
-pub fn queued_job(job: &RecheckJob) -> Result<QueuedJob, WorkerError> {
-    let deadline = DateTime::parse_from_rfc3339(&job.sla_deadline)
-        .map_err(|e| WorkerError::Job {
-            job: job.id.clone(),
-            message: format!("sla_deadline {:?}: {e}", job.sla_deadline),
-        })?
-        .to_utc();
-    let payload = serde_json::to_vec(job).map_err(|e| WorkerError::Job {
-        job: job.id.clone(),
-        message: e.to_string(),
-    })?;
-    Ok(QueuedJob {
-        job_id: job.id.clone(),
-        attempt: job.attempt + 1,
-        tenant: job.tenant.clone(),
-        priority: match job.priority {
-            Priority::Emergency => queue::Priority::Emergency,
-            Priority::High => queue::Priority::High,
-            Priority::Normal => queue::Priority::Normal,
-        },
-        deadline,
-        payload,
-    })
 }
 
 /// How a worker runs.
