@@ -65,6 +65,13 @@ pub struct Recovered {
     pub windows_committed: u64,
 }
 
+fn current_thread_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(PipelineError::Runtime)
+}
+
 /// Input log → engine → planner → window commit, on one store.
 pub struct Pipeline {
     store: Arc<dyn Store>,
@@ -72,6 +79,9 @@ pub struct Pipeline {
     planner: Planner,
     clock: Clock,
     head: Option<LedgerEntry>,
+    /// The last sequence number in the input log (every record up to it has
+    /// been applied to the engine).
+    last_seq: u64,
     recovered: Recovered,
     // Last, so the store's connections close before the runtime stops.
     runtime: tokio::runtime::Runtime,
@@ -87,15 +97,36 @@ impl Pipeline {
         planner: Planner,
         clock: Clock,
     ) -> Result<Pipeline> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(PipelineError::Runtime)?;
-        let (store, last_seq, head) = runtime.block_on(async {
-            let store = store::open(url).await?;
+        let runtime = current_thread_runtime()?;
+        let store = runtime.block_on(store::open(url))?;
+        Pipeline::start(runtime, store, engine, planner, clock)
+    }
+
+    /// Like [`Pipeline::open`] on a store the caller opened (and shares, e.g.
+    /// with the readers of `serve`). The store's own tasks (a PostgreSQL
+    /// connection) must run on a runtime that outlives the pipeline; the
+    /// pipeline's runtime only drives the calls it makes.
+    pub fn with_store(
+        store: Arc<dyn Store>,
+        engine: &EngineConfig,
+        planner: Planner,
+        clock: Clock,
+    ) -> Result<Pipeline> {
+        let runtime = current_thread_runtime()?;
+        Pipeline::start(runtime, store, engine, planner, clock)
+    }
+
+    fn start(
+        runtime: tokio::runtime::Runtime,
+        store: Arc<dyn Store>,
+        engine: &EngineConfig,
+        planner: Planner,
+        clock: Clock,
+    ) -> Result<Pipeline> {
+        let (last_seq, head) = runtime.block_on(async {
             let last_seq = store.last_seq().await?;
             let head = store.ledger_head().await?;
-            Ok::<_, StoreError>((store, last_seq, head))
+            Ok::<_, StoreError>((last_seq, head))
         })?;
         let engine = Engine::start(engine)?;
         let mut pipeline = Pipeline {
@@ -104,6 +135,7 @@ impl Pipeline {
             planner,
             clock,
             head,
+            last_seq,
             runtime,
             recovered: Recovered::default(),
         };
@@ -175,6 +207,9 @@ impl Pipeline {
         let seqs =
             self.runtime
                 .block_on(store::append_records(self.store.as_ref(), &records, &[]))?;
+        if let Some(last) = seqs.last() {
+            self.last_seq = *last;
+        }
         let mut committed = Vec::new();
         for (seq, record) in seqs.into_iter().zip(records) {
             let closed_at = record.close_stamp();
@@ -225,6 +260,28 @@ impl Pipeline {
     /// The store's backend (`embedded`, `postgres`, `mongodb`).
     pub fn backend(&self) -> &'static str {
         self.store.backend()
+    }
+
+    /// The last sequence number of the input log; every record up to it is
+    /// applied to the engine.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Whether the log holds records after the last committed window's
+    /// `WindowClosed` (applied, but not yet visible to queries).
+    pub fn has_open_window(&self) -> bool {
+        self.last_seq > self.head.as_ref().map_or(0, |h| h.seq)
+    }
+
+    /// The number the next `WindowClosed` gets.
+    pub fn next_window(&self) -> u64 {
+        self.head.as_ref().map_or(1, |h| h.window + 1)
+    }
+
+    /// The running engine, for live queries between writes.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The last committed ledger entry.
