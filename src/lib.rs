@@ -6,6 +6,7 @@
 //! `scan` is the straightforward reference matcher that the incremental
 //! engine is tested and benchmarked against.
 
+pub mod api;
 pub mod attest;
 pub mod bench;
 pub mod core;

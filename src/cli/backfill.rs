@@ -102,27 +102,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     let loaded = args.inputs.load();
     report_errors(&loaded.errors, args.inputs.strict)?;
     let tenant = args.inputs.tenant.clone();
-    let mut records: Vec<InputRecord> = Vec::new();
-    records.extend(
-        loaded
-            .advisories
-            .into_iter()
-            .map(|advisory| InputRecord::Advisory { advisory }),
-    );
-    records.extend(
-        loaded
-            .vex_documents
-            .into_iter()
-            .map(|(document, statements)| InputRecord::Vex {
-                scope: recheck::model::Scope::Tenant(tenant.clone()),
-                document,
-                statements,
-            }),
-    );
-    records.extend(loaded.sboms.into_iter().map(|(_, sbom)| InputRecord::Sbom {
-        tenant: recheck::scan::tenant_of(&sbom).to_string(),
-        sbom,
-    }));
+    let mut records = loaded.into_records(&tenant);
     records.push(InputRecord::WindowClosed {
         window: 1,
         closed_at: None,

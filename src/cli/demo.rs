@@ -1,6 +1,8 @@
 //! `recheck demo`: a one-shot tour on the bundled sample set. It loads the
 //! samples, matches them with the reference matcher and explains the result
-//! in words, then exits.
+//! in words, then exits; with `--serve` it then runs `recheck serve` with the
+//! samples loaded (tenant `default`, a generated admin key) and prints the
+//! requests to try.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +21,22 @@ pub struct DemoArgs {
     /// (defaults to the set bundled with the repository).
     #[arg(long, value_name = "DIR")]
     pub samples: Option<PathBuf>,
+    /// After the tour, serve the HTTP API with the samples loaded (until
+    /// Ctrl-C).
+    #[arg(long)]
+    pub serve: bool,
+    /// With --serve: the address to listen on.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8440",
+        requires = "serve"
+    )]
+    pub listen: std::net::SocketAddr,
+    /// With --serve: the store (default: a fresh embedded store in the
+    /// temporary directory, removed on exit).
+    #[arg(long, value_name = "URL", requires = "serve")]
+    pub store: Option<String>,
 }
 
 fn reason_text(reason: &MatchReason) -> String {
@@ -139,5 +157,61 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "\nTry: recheck scan --advisories {0}/advisories --sbom {0}/sboms --vex {0}/vex --format table",
         dir.display()
     );
-    Ok(ExitCode::SUCCESS)
+    if !args.serve {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let example = report
+        .findings
+        .iter()
+        .find(|f| f.status == FindingStatus::Affected)
+        .map(|f| (f.vulnerability.clone(), f.artifact.clone()));
+    serve_samples(loaded, args.listen, args.store, example)
+}
+
+fn serve_samples(
+    loaded: super::inputs::Loaded,
+    listen: std::net::SocketAddr,
+    store: Option<String>,
+    example: Option<(String, String)>,
+) -> anyhow::Result<ExitCode> {
+    let (store, temp) = match store {
+        Some(url) => (url, None),
+        None => {
+            let path =
+                std::env::temp_dir().join(format!("recheck-demo-{}.redb", std::process::id()));
+            (path.display().to_string(), Some(path))
+        }
+    };
+    let (config, key) = super::serve::load_config(None)?;
+    let key = key.unwrap_or_default();
+    let args = super::serve::ServeArgs {
+        listen,
+        store,
+        config: None,
+        print_openapi: false,
+        engine: super::engine_args::EngineArgs {
+            workers: 1,
+            processes: 1,
+            process_index: 0,
+            hostfile: None,
+        },
+    };
+    let records = loaded.into_records(DEFAULT_TENANT);
+    let outcome = super::serve::serve(&args, config, records, |addr| {
+        let base = format!("http://{addr}");
+        println!("\nServing the samples (tenant {DEFAULT_TENANT}) on {base} until Ctrl-C.");
+        println!("  API key (all scopes): {key}");
+        println!("  OpenAPI document:     {base}/api/v1/openapi.json");
+        let auth = format!("-H 'Authorization: Bearer {key}'");
+        if let Some((vulnerability, artifact)) = &example {
+            println!("  impact of {vulnerability}:\n    curl {auth} {base}/api/v1/impact/advisories/{vulnerability}");
+            println!("  findings of {artifact}:\n    curl {auth} '{base}/api/v1/impact/artifacts?artifact={artifact}'");
+        }
+        println!("  recheck jobs:\n    curl {auth} {base}/api/v1/jobs");
+        println!("  what changed:\n    curl {auth} '{base}/api/v1/impact/changes?since_window=0'");
+    });
+    if let Some(path) = temp {
+        let _ = std::fs::remove_file(path);
+    }
+    outcome
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use recheck::engine::record::InputRecord;
 use recheck::formats::{self, load::LoadReport, FormatError};
 use recheck::model::{Advisory, Sbom, Scope, VexStatement};
 
@@ -39,6 +40,31 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The input-log records of everything loaded (no `WindowClosed`):
+    /// advisories, then VEX documents of `tenant`, then SBOMs.
+    pub fn into_records(self, tenant: &str) -> Vec<InputRecord> {
+        let mut records: Vec<InputRecord> = Vec::new();
+        records.extend(
+            self.advisories
+                .into_iter()
+                .map(|advisory| InputRecord::Advisory { advisory }),
+        );
+        records.extend(
+            self.vex_documents
+                .into_iter()
+                .map(|(document, statements)| InputRecord::Vex {
+                    scope: Scope::Tenant(tenant.to_string()),
+                    document,
+                    statements,
+                }),
+        );
+        records.extend(self.sboms.into_iter().map(|(_, sbom)| InputRecord::Sbom {
+            tenant: recheck::scan::tenant_of(&sbom).to_string(),
+            sbom,
+        }));
+        records
+    }
+
     /// All VEX statements in input order (documents by name, then as written).
     pub fn vex_statements(&self) -> Vec<VexStatement> {
         self.vex_documents

@@ -11,6 +11,7 @@ mod keygen;
 mod ledger;
 mod replay;
 mod scan;
+mod serve;
 mod verify;
 mod version_order;
 mod worker;
@@ -70,6 +71,9 @@ enum Command {
     /// Recompute a store's windows from its input log and compare deltas and
     /// jobs with what was recorded: exit 0 identical, 1 different.
     Replay(replay::ReplayArgs),
+    /// Run the HTTP control plane (ingest, impact queries, jobs, events) on a
+    /// store; `--print-openapi` prints its OpenAPI document.
+    Serve(serve::ServeArgs),
     /// Sort versions read from stdin (one per line) in an ecosystem's order.
     VersionOrder(version_order::VersionOrderArgs),
     /// Make the ed25519 key pair that signs completion events (private key
@@ -94,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => ingest::run(args),
         Command::Ledger(args) => ledger::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::VersionOrder(args) => version_order::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Verify(args) => verify::run(args),

@@ -122,6 +122,13 @@ impl Readiness {
     }
 }
 
+fn current_thread_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(PipelineError::Runtime)
+}
+
 /// Input log → engine → planner → window commit, on one store.
 pub struct Pipeline {
     store: Arc<dyn Store>,
@@ -129,6 +136,9 @@ pub struct Pipeline {
     planner: Planner,
     clock: Clock,
     head: Option<LedgerEntry>,
+    /// The last sequence number in the input log (every record up to it has
+    /// been applied to the engine).
+    last_seq: u64,
     recovered: Recovered,
     readiness: Readiness,
     // Last, so the store's connections close before the runtime stops.
@@ -157,16 +167,38 @@ impl Pipeline {
         clock: Clock,
         readiness: Readiness,
     ) -> Result<Pipeline> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(PipelineError::Runtime)?;
-        let (store, last_seq, head, snapshot) = runtime.block_on(async {
-            let store = store::open(url).await?;
+        let runtime = current_thread_runtime()?;
+        let store = runtime.block_on(store::open(url))?;
+        Pipeline::start(runtime, store, engine, planner, clock, readiness)
+    }
+
+    /// Like [`Pipeline::open`] on a store the caller opened (and shares, e.g.
+    /// with the readers of `serve`). The store's own tasks (a PostgreSQL
+    /// connection) must run on a runtime that outlives the pipeline; the
+    /// pipeline's runtime only drives the calls it makes.
+    pub fn with_store(
+        store: Arc<dyn Store>,
+        engine: &EngineConfig,
+        planner: Planner,
+        clock: Clock,
+    ) -> Result<Pipeline> {
+        let runtime = current_thread_runtime()?;
+        Pipeline::start(runtime, store, engine, planner, clock, Readiness::default())
+    }
+
+    fn start(
+        runtime: tokio::runtime::Runtime,
+        store: Arc<dyn Store>,
+        engine: &EngineConfig,
+        planner: Planner,
+        clock: Clock,
+        readiness: Readiness,
+    ) -> Result<Pipeline> {
+        let (last_seq, head, snapshot) = runtime.block_on(async {
             let last_seq = store.last_seq().await?;
             let head = store.ledger_head().await?;
             let snapshot = store.input_snapshot().await?;
-            Ok::<_, StoreError>((store, last_seq, head, snapshot))
+            Ok::<_, StoreError>((last_seq, head, snapshot))
         })?;
         // A snapshot is only used for windows the ledger holds (compaction
         // never passes the ledger head; a store put together otherwise is
@@ -187,6 +219,7 @@ impl Pipeline {
             planner,
             clock,
             head,
+            last_seq,
             runtime,
             recovered: Recovered::default(),
             readiness,
@@ -327,6 +360,9 @@ impl Pipeline {
             &records,
             offsets,
         ))?;
+        if let Some(last) = seqs.last() {
+            self.last_seq = *last;
+        }
         failpoint::hit(failpoint::AFTER_INPUT_APPEND);
         let mut committed = Vec::new();
         for (seq, record) in seqs.into_iter().zip(records) {
@@ -422,6 +458,23 @@ impl Pipeline {
     /// Bytes the store occupies on disk, where the backend can say.
     pub fn storage_bytes(&self) -> Result<Option<u64>> {
         Ok(self.runtime.block_on(self.store.storage_bytes())?)
+    }
+
+    /// The last sequence number of the input log; every record up to it is
+    /// applied to the engine.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Whether the log holds records after the last committed window's
+    /// `WindowClosed` (applied, but not yet visible to queries).
+    pub fn has_open_window(&self) -> bool {
+        self.last_seq > self.head.as_ref().map_or(0, |h| h.seq)
+    }
+
+    /// The running engine, for live queries between writes.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The last committed ledger entry.

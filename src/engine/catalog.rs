@@ -308,6 +308,24 @@ impl Catalog {
         &self.directory
     }
 
+    /// Whether the records applied so far (closed or not) hold an advisory
+    /// with this id.
+    pub fn holds_advisory(&self, id: &str) -> bool {
+        self.advisories.contains_key(id)
+    }
+
+    /// Whether the records applied so far hold an SBOM of this artifact.
+    pub fn holds_artifact(&self, tenant: &str, artifact: &str) -> bool {
+        self.sboms
+            .contains_key(&(tenant.to_string(), artifact.to_string()))
+    }
+
+    /// Whether the records applied so far hold statements of this VEX document.
+    pub fn holds_vex(&self, scope: &Scope, document: &str) -> bool {
+        self.vex
+            .contains_key(&(scope.clone(), document.to_string()))
+    }
+
     /// `(tenant, artifact)` of an artifact id as of the last closed window.
     pub fn artifact_name(&self, artifact: df::ArtifactId) -> Option<&(String, String)> {
         self.retired
