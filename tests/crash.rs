@@ -120,18 +120,24 @@ fn ingest(target: &Target, dir: &Path, fate: &Fate) -> Ended {
     );
 }
 
-/// The uninterrupted run: every step once, no queue.
-fn reference(dir: &Path, store: &str, steps: &[Vec<stream::Op>]) {
+/// The uninterrupted run: every step once, no queue. Returns how long each
+/// step's process ran, so kills can be aimed inside a run rather than after
+/// it (a fixed delay lands after the exit on a fast machine and never fires).
+fn reference(dir: &Path, store: &str, steps: &[Vec<stream::Op>]) -> Vec<Duration> {
     let target = Target { store, queue: None };
+    let mut took = Vec::with_capacity(steps.len());
     for ops in steps {
         for op in ops {
             op.apply(dir);
         }
+        let start = Instant::now();
         assert!(matches!(
             ingest(&target, dir, &Fate::Clean),
             Ended::Completed
         ));
+        took.push(start.elapsed());
     }
+    took
 }
 
 /// The same steps with crashes; returns the counts per failpoint (and kill)
@@ -140,6 +146,7 @@ fn crashing(
     dir: &Path,
     target: &Target,
     steps: &[Vec<stream::Op>],
+    took: &[Duration],
     rng: &mut Rng,
 ) -> (BTreeMap<String, u32>, usize) {
     let mut counts: BTreeMap<String, u32> = failpoint::NAMES
@@ -148,7 +155,7 @@ fn crashing(
         .map(|n| (n.to_string(), 0))
         .collect();
     let mut runs = 0;
-    for ops in steps {
+    for (ops, took) in steps.iter().zip(took) {
         for op in ops {
             op.apply(dir);
         }
@@ -157,22 +164,34 @@ fn crashing(
             let fate = if crashes >= MAX_CRASHES_PER_STEP {
                 Fate::Clean
             } else {
+                // A kill lands at a random point of the run: between 5 % and
+                // 95 % of the step's uninterrupted time (the crashing run also
+                // dispatches to a queue, so it runs at least as long).
+                let kill = |rng: &mut Rng| {
+                    let permille = 50 + rng.below(900) as u32;
+                    Fate::Kill(*took * permille / 1000)
+                };
+                // Crashes not seen yet are favoured, at their first pass, so
+                // each one fires within the loop whatever the seed.
                 let unhit: Vec<&'static str> = failpoint::NAMES
                     .iter()
+                    .chain([&KILL])
                     .copied()
                     .filter(|n| counts[*n] == 0)
                     .collect();
-                match rng.below(10) {
-                    0..=5 => {
-                        let name = if !unhit.is_empty() && rng.below(3) > 0 {
-                            *rng.pick(&unhit)
-                        } else {
-                            *rng.pick(&failpoint::NAMES)
-                        };
-                        Fate::Failpoint(name, 1 + rng.below(3) as u64)
+                if !unhit.is_empty() && rng.below(3) > 0 {
+                    match *rng.pick(&unhit) {
+                        KILL => kill(rng),
+                        name => Fate::Failpoint(name, 1),
                     }
-                    6..=8 => Fate::Kill(Duration::from_millis(30 + rng.below(900) as u64)),
-                    _ => Fate::Clean,
+                } else {
+                    match rng.below(10) {
+                        0..=5 => {
+                            Fate::Failpoint(*rng.pick(&failpoint::NAMES), 1 + rng.below(3) as u64)
+                        }
+                        6..=8 => kill(rng),
+                        _ => Fate::Clean,
+                    }
                 }
             };
             runs += 1;
@@ -237,7 +256,7 @@ fn crash_loop(label: &str, crash_store: &str, ref_store: &str, queue_url: &str, 
     // Both runs watch the same path (document names are paths).
     let dir = tmp.path().join("checkout");
     std::fs::create_dir_all(&dir).unwrap();
-    reference(&dir, ref_store, &steps);
+    let took = reference(&dir, ref_store, &steps);
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::create_dir_all(&dir).unwrap();
 
@@ -253,7 +272,7 @@ fn crash_loop(label: &str, crash_store: &str, ref_store: &str, queue_url: &str, 
         store: crash_store,
         queue: Some((queue_url, prefix)),
     };
-    let (counts, runs) = crashing(&dir, &target, &steps, &mut rng);
+    let (counts, runs) = crashing(&dir, &target, &steps, &took, &mut rng);
     print_counts(label, &counts, runs, start.elapsed().as_secs_f64());
 
     let (expected, got, ref_jobs, jobs) = rt.block_on(async {
