@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod config;
+mod examples;
 mod extract;
 mod health;
 mod idempotency;
@@ -123,16 +124,23 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(health::readyz))
 }
 
+/// The router of every operation and its OpenAPI document.
+fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = operations().split_for_parts();
+    examples::attach(&mut doc);
+    (router, doc)
+}
+
 /// The OpenAPI document of [`router`].
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    operations().split_for_parts().1
+    documented().1
 }
 
 /// The API's router; `/api/v1/openapi.json` serves the document generated
 /// from the same registrations.
 pub fn router(state: AppState) -> Router {
     let max_body = state.limits.max_body_bytes;
-    let (router, doc) = operations().split_for_parts();
+    let (router, doc) = documented();
     let doc = Arc::new(doc);
     router
         .route(
