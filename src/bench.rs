@@ -8,6 +8,8 @@
 //! join by package followed by range evaluation, recomputing everything) and,
 //! with `--sql`, DuckDB doing the instance ⋈ affected-version join.
 
+pub mod api;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,6 +51,8 @@ pub enum BenchError {
     Io(#[from] std::io::Error),
     #[error("store {url}: {message}")]
     Store { url: String, message: String },
+    #[error("API: {0}")]
+    Api(String),
     #[error("queue {url}: {source}")]
     Queue {
         url: String,

@@ -187,7 +187,8 @@ fn crashing(
                 } else {
                     match rng.below(10) {
                         0..=5 => {
-                            Fate::Failpoint(*rng.pick(&failpoint::NAMES), 1 + rng.below(3) as u64)
+                            let name = failpoint::NAMES[rng.below(failpoint::NAMES.len())];
+                            Fate::Failpoint(name, 1 + rng.below(3) as u64)
                         }
                         6..=8 => kill(rng),
                         _ => Fate::Clean,

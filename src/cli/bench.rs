@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
+use recheck::bench::api::ApiBenchConfig;
 use recheck::bench::{run_engine_suite, run_queue_suite, run_store_suite, BenchConfig};
 use recheck::queue::bench::QueueBenchConfig;
 
@@ -24,6 +25,10 @@ pub enum Suite {
     /// Window commit throughput (deltas/s, jobs/s) and ledger verification
     /// on the embedded store and each `--store`.
     Store,
+    /// A bounded loopback load test of a real `recheck serve`: SBOM ingest
+    /// and impact-query throughput and latency, and the time from an
+    /// advisory POST to its recheck job being planned and queued.
+    Api,
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +69,18 @@ pub struct BenchArgs {
     /// Jobs per queue for `--suite queue`.
     #[arg(long, default_value_t = 10_000)]
     pub jobs: usize,
+    /// SBOM uploads (one artifact each) for `--suite api`.
+    #[arg(long, default_value_t = 2_000)]
+    pub api_artifacts: usize,
+    /// Query requests for `--suite api`.
+    #[arg(long, default_value_t = 20_000)]
+    pub api_queries: usize,
+    /// Advisory POST → job samples (one at a time) for `--suite api`.
+    #[arg(long, default_value_t = 100)]
+    pub api_advisories: usize,
+    /// Concurrent HTTP clients for `--suite api`.
+    #[arg(long, default_value_t = 8)]
+    pub api_clients: usize,
     /// Jobs per queue for the worker's end-to-end run in `--suite queue`
     /// (policy evaluator, signing, stored events).
     #[arg(long, default_value_t = 1_000)]
@@ -112,6 +129,26 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("bench: {step}")
             })
             .context("queue benchmark")?
+        }
+        Suite::Api => {
+            let api_config = if args.quick {
+                ApiBenchConfig {
+                    artifacts: 200,
+                    queries: 2_000,
+                    advisories: 20,
+                    concurrency: args.api_clients,
+                }
+            } else {
+                ApiBenchConfig {
+                    artifacts: args.api_artifacts,
+                    queries: args.api_queries,
+                    advisories: args.api_advisories,
+                    concurrency: args.api_clients,
+                }
+            };
+            let exe = std::env::current_exe().context("locating the recheck binary")?;
+            recheck::bench::api::run(&exe, &api_config, &mut |step| eprintln!("bench: {step}"))
+                .context("API benchmark")?
         }
     };
     std::fs::remove_dir_all(&config.scratch).ok();
