@@ -173,9 +173,12 @@ impl Server {
     /// `recheck serve` on the store and config in `dir`: the process, its
     /// base URL, and the public key file and key id it printed.
     fn spawn(dir: &Path, extra: &[&str]) -> (Child, String, Option<PathBuf>, Option<String>) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_recheck"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--store"])
-            .arg(dir.join("store.redb"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_recheck"));
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        if !extra.contains(&"--store") {
+            command.arg("--store").arg(dir.join("store.redb"));
+        }
+        let mut child = command
             .arg("--config")
             .arg(dir.join("serve.toml"))
             .args(extra)
@@ -1786,7 +1789,7 @@ fn a_dead_lettered_job_is_listed_replayed_over_the_api_and_completes() {
 }
 
 #[test]
-fn jobs_are_cancelled_and_retried_over_the_api() {
+fn jobs_are_cancelled_and_retried_a_restart_refills_the_queue_and_sigterm_ends_streams() {
     // No in-process worker: the jobs wait in the queue, where they can be
     // cancelled before they run.
     let mut server = Server::start_with(4 * 1024 * 1024, |_| {}, &["--workers", "0"]);
@@ -1850,4 +1853,194 @@ fn jobs_are_cancelled_and_retried_over_the_api() {
         .map(|e| e.data["job"].as_str().expect("job").to_string())
         .collect();
     assert!(streamed.contains(id), "{streamed:?}");
+
+    // SIGTERM with a stream open: the stream ends and the server exits 0
+    // (an open stream must not hold the graceful shutdown up).
+    let live = server.stream_live(ACME_READER);
+    server.terminate_and_wait();
+    // What it sent before (the stored events) and then its end.
+    let ended = std::time::Instant::now();
+    loop {
+        match live.recv_timeout(Duration::from_secs(30)) {
+            Ok(e) => assert_eq!(e.kind, "recheck.job.completed@1"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the event stream outlived the server"),
+        }
+        assert!(ended.elapsed() < Duration::from_secs(30));
+    }
+}
+
+impl Server {
+    /// SIGTERM, then the exit status within 60 s (must be success).
+    fn terminate_and_wait(&mut self) {
+        let kill = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(kill.success());
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "recheck serve exited with {status}");
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "recheck serve did not stop within 60 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A child process killed on drop.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A PostgreSQL schema of its own, dropped on drop; `None` after a SKIP.
+struct PgSchema {
+    base: String,
+    schema: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl PgSchema {
+    fn new(name: &str) -> Option<PgSchema> {
+        let base = std::env::var("RECHECK_POSTGRES_URI")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        if let Err(e) = runtime.block_on(tokio_postgres::connect(&base, tokio_postgres::NoTls)) {
+            common::skip(&format!(
+                "PostgreSQL not reachable at {base} ({e}): set RECHECK_POSTGRES_URI"
+            ));
+            return None;
+        }
+        Some(PgSchema {
+            base,
+            schema: format!("api_{name}_{}", std::process::id()),
+            runtime,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("{}?schema={}", self.base, self.schema)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let drop_schema = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        self.runtime.block_on(async {
+            if let Ok((client, conn)) =
+                tokio_postgres::connect(&self.base, tokio_postgres::NoTls).await
+            {
+                tokio::spawn(conn);
+                let _ = client.batch_execute(&drop_schema).await;
+            }
+        });
+    }
+}
+
+#[test]
+fn serve_without_workers_leaves_jobs_to_recheck_worker_on_a_shared_store_and_queue() {
+    let Some(pg) = PgSchema::new("shared") else {
+        return;
+    };
+    let redis =
+        std::env::var("RECHECK_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("api_shared_{}", std::process::id());
+    let store = pg.url();
+    let server = Server::start_with(
+        4 * 1024 * 1024,
+        |_| {},
+        &[
+            "--store",
+            &store,
+            "--queue",
+            &redis,
+            "--queue-prefix",
+            &prefix,
+            "--workers",
+            "0",
+        ],
+    );
+    // The stream is open before anything runs; with no worker in the
+    // server it learns of events by reading the store.
+    let live = server.stream_live(ACME_READER);
+    let dir = server.dir.path();
+    let keygen = Command::new(env!("CARGO_BIN_EXE_recheck"))
+        .args(["keygen", "--out"])
+        .arg(dir.join("worker"))
+        .output()
+        .expect("run recheck keygen");
+    assert!(keygen.status.success(), "{keygen:?}");
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "default = \"warn\"\n\n[[rule]]\nname = \"fixable\"\nverdict = \"fail\"\nmin_severity = \"high\"\nfix_available = true\n",
+    )
+    .expect("write policy");
+    let worker = Killed(
+        Command::new(env!("CARGO_BIN_EXE_recheck"))
+            .args(["worker", "--store", &store, "--queue", &redis])
+            .args(["--queue-prefix", &prefix, "--concurrency", "2"])
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--signing-key")
+            .arg(dir.join("worker.key.pem"))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start recheck worker"),
+    );
+    ingest_samples(&server);
+    let jobs = server.settle(ACME_READER);
+    let succeeded: BTreeSet<String> = jobs
+        .iter()
+        .filter(|j| j["state"] == "succeeded")
+        .map(|j| j["id"].as_str().expect("id").to_string())
+        .collect();
+    assert!(!succeeded.is_empty(), "{jobs:?}");
+    let mut streamed = BTreeMap::new();
+    while streamed.len() < succeeded.len() {
+        let e = live
+            .recv_timeout(Duration::from_secs(30))
+            .expect("completion events on the stream");
+        streamed.insert(e.data["job"].as_str().expect("job").to_string(), e);
+    }
+    assert_eq!(streamed.keys().cloned().collect::<BTreeSet<_>>(), succeeded);
+    // Signed by the worker process's key.
+    let event = streamed.values().next().expect("an event");
+    let file = dir.join("shared-event.json");
+    std::fs::write(&file, event.data["envelope"].to_string()).expect("write");
+    let verify = Command::new(env!("CARGO_BIN_EXE_recheck"))
+        .arg("verify")
+        .arg(&file)
+        .arg("--key")
+        .arg(dir.join("worker.pub.pem"))
+        .output()
+        .expect("run recheck verify");
+    assert!(verify.status.success(), "{verify:?}");
+    drop(worker);
+    drop(server);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let options = recheck::queue::QueueOptions {
+            prefix: prefix.clone(),
+            ..recheck::queue::QueueOptions::default()
+        };
+        let queue = recheck::queue::open(&redis, options).await.expect("queue");
+        queue.purge().await.expect("purge");
+    });
 }

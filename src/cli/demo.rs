@@ -194,7 +194,7 @@ fn serve_samples(
         println!("their recheck jobs run in-process and emit signed completion events.");
         println!("  API key (all scopes): {key}");
         println!("  OpenAPI document:     {base}/api/v1/openapi.json");
-        super::serve::print_key(signing);
+        super::serve::print_key(signing, "  ");
         let auth = format!("-H 'Authorization: Bearer {key}'");
         if let Some((vulnerability, artifact)) = &example {
             println!("  impact of {vulnerability}:\n    curl {auth} {base}/api/v1/impact/advisories/{vulnerability}");

@@ -379,14 +379,15 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// What the server prints about its signing key: the key id every envelope
-/// names, and the file `recheck verify` checks them with.
-pub fn print_key(key: &EventKey) {
-    println!("signing key id: {}", key.key.keyid());
+/// What the server prints about its signing key, each line after `indent`:
+/// the key id every envelope names, and the file `recheck verify` checks
+/// them with.
+pub fn print_key(key: &EventKey, indent: &str) {
+    println!("{indent}signing key id: {}", key.key.keyid());
     if let Some(public) = &key.public_key_file {
-        println!("public key: {}", public.display());
+        println!("{indent}public key: {}", public.display());
         println!(
-            "  verify an event: recheck verify EVENT.json --key {}",
+            "{indent}  verify an event: recheck verify EVENT.json --key {}",
             public.display()
         );
     }
@@ -399,7 +400,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let (config, generated) = load_config(args.config.as_ref())?;
     serve(&args, config, Vec::new(), |addr, key| {
-        print_key(key);
+        print_key(key, "");
         if let Some(key) = &generated {
             println!(
                 "no --config: generated API key for tenant {DEFAULT_TENANT} (all scopes): {key}"
