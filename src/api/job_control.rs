@@ -25,7 +25,7 @@ use crate::store::JobFilter;
 use crate::worker::{execution_record, policy::TraceEntry};
 
 use super::auth::{Authorized, Principal, RunsRead, RunsWrite};
-use super::extract::{Page, PageParams, Params};
+use super::extract::{Body, Page, PageParams, Params};
 use super::idempotency::{fingerprint, Outcome};
 use super::problem::Problem;
 use super::AppState;
@@ -222,6 +222,9 @@ pub async fn retry_job(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    // Read (and ignored), so the connection stays usable: hyper closes a
+    // keep-alive connection whose request body was left unread.
+    Body(_): Body,
 ) -> Response {
     let print = fingerprint(method.as_str(), &uri.to_string(), &[]);
     let handle = async {
@@ -266,6 +269,9 @@ pub async fn cancel_job(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    // Read (and ignored), so the connection stays usable: hyper closes a
+    // keep-alive connection whose request body was left unread.
+    Body(_): Body,
 ) -> Response {
     let print = fingerprint(method.as_str(), &uri.to_string(), &[]);
     let handle = async {
@@ -444,6 +450,9 @@ pub async fn replay_dead_letter(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    // Read (and ignored), so the connection stays usable: hyper closes a
+    // keep-alive connection whose request body was left unread.
+    Body(_): Body,
 ) -> Response {
     let print = fingerprint(method.as_str(), &uri.to_string(), &[]);
     let handle = async {
