@@ -21,7 +21,10 @@
 //!   executor answering 500) are listed, replayed and retried; cancel;
 //!   restarts refill the queue and take over jobs a killed server held;
 //!   SIGTERM ends open streams; `--workers 0` leaves the jobs to a `recheck
-//!   worker` process on a shared PostgreSQL store and Redis queue.
+//!   worker` process on a shared PostgreSQL store and Redis queue;
+//! - schemathesis fuzzes every operation of the OpenAPI document (admin key,
+//!   a bounded number of examples, real ids for the parameters that name
+//!   stored things): no 5xx anywhere, and at least one 2xx per operation.
 
 mod common;
 
@@ -2112,4 +2115,265 @@ fn a_job_running_when_the_server_is_killed_is_taken_over_after_the_restart() {
     );
     let jobs = server.settle(ACME_READER);
     assert!(jobs.iter().all(|j| j["state"] == "succeeded"), "{jobs:?}");
+}
+
+// OpenAPI-driven fuzzing with schemathesis (an independent generator reading
+// `/api/v1/openapi.json`).
+
+/// Examples per operation and phase; the whole run stays well under a minute.
+const FUZZ_MAX_EXAMPLES: &str = "12";
+
+/// The schemathesis command, or `None` after a SKIP (a failure under CI).
+fn schemathesis() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("schemathesis"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        common::skip(
+            "schemathesis not found on PATH: pip install -r tests/requirements.txt \
+             (scripts/test.sh does)",
+        );
+    }
+    found
+}
+
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).expect("a string encodes")
+}
+
+fn schemathesis_config(params: &BTreeMap<&'static str, Vec<(&'static str, String)>>) -> String {
+    let mut text = String::new();
+    for (operation, values) in params {
+        text.push_str(&format!(
+            "[[operations]]\ninclude-name = {}\nparameters = {{ {} }}\n\n",
+            toml_string(operation),
+            values
+                .iter()
+                .map(|(k, v)| format!("{} = {}", toml_string(k), toml_string(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    text
+}
+
+/// Status codes per operation label from a schemathesis NDJSON report.
+fn statuses(report: &Path) -> BTreeMap<String, BTreeMap<u16, usize>> {
+    let text = std::fs::read_to_string(report).expect("read the report");
+    let mut out: BTreeMap<String, BTreeMap<u16, usize>> = BTreeMap::new();
+    for line in text.lines() {
+        let event: Value = serde_json::from_str(line).expect("an NDJSON line");
+        let Some(recorder) = event.get("ScenarioFinished").map(|s| &s["recorder"]) else {
+            continue;
+        };
+        let label = recorder["label"].as_str().unwrap_or_default().to_string();
+        let Some(interactions) = recorder["interactions"].as_object() else {
+            continue;
+        };
+        for interaction in interactions.values() {
+            if let Some(status) = interaction["response"]["status_code"].as_u64() {
+                *out.entry(label.clone())
+                    .or_default()
+                    .entry(status as u16)
+                    .or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Status codes per operation and a schemathesis summary, from a run with
+/// the admin key and a bounded number of examples per operation.
+fn fuzz(
+    server: &Server,
+    params: &BTreeMap<&'static str, Vec<(&'static str, String)>>,
+) -> Option<(BTreeMap<String, BTreeMap<u16, usize>>, String, bool)> {
+    let schemathesis = schemathesis()?;
+    let config = server.dir.path().join("schemathesis.toml");
+    std::fs::write(&config, schemathesis_config(params)).expect("write config");
+    let reports = server.dir.path().join("schemathesis-reports");
+    let out = Command::new(&schemathesis)
+        .arg("--config-file")
+        .arg(&config)
+        .arg("run")
+        .arg(format!("{}/api/v1/openapi.json", server.base))
+        .args(["--header", &format!("Authorization: Bearer {ACME_ADMIN}")])
+        .args(["--checks", "not_a_server_error"])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--max-examples", FUZZ_MAX_EXAMPLES])
+        .args(["--workers", "1", "--seed", "20261204"])
+        .args(["--request-timeout", "30", "--no-color"])
+        .args(["--report", "ndjson", "--report-dir"])
+        .arg(&reports)
+        .current_dir(server.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run schemathesis");
+    let summary = String::from_utf8_lossy(&out.stdout).to_string();
+    let report = std::fs::read_dir(&reports)
+        .unwrap_or_else(|e| panic!("no report directory ({e}):\n{summary}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "ndjson"))
+        .unwrap_or_else(|| panic!("no NDJSON report:\n{summary}"));
+    Some((statuses(&report), summary, out.status.success()))
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_and_a_2xx_for_every_operation() {
+    use std::sync::atomic::Ordering;
+    let executor = flaky_executor();
+    let server = Server::start_with(
+        4 * 1024 * 1024,
+        |_| {},
+        &[
+            "--executor-url",
+            &executor.url,
+            "--executor-timeout",
+            "600",
+            "--max-attempts",
+            "1",
+        ],
+    );
+    // Four dead-lettered jobs (the samples' three artifacts with findings
+    // and the SPDX sample again under a digest of its own), so that retry,
+    // cancel, replay and a completed job each have one of their own.
+    ingest_samples(&server);
+    let spdx = common::read(&recheck::samples::bundled_dir().join("sboms/hello-server.spdx.json"));
+    let upload = json!({
+        "sbom": serde_json::from_slice::<Value>(&spdx).expect("JSON"),
+        "digest": format!("sha256:{}", "f".repeat(64)),
+    });
+    let r = server.post(
+        "/api/v1/sboms?wait=true",
+        ACME_ADMIN,
+        upload.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let dead: Vec<String> = server
+        .settle(ACME_READER)
+        .iter()
+        .filter(|j| j["state"] == "dead_lettered")
+        .map(|j| j["id"].as_str().expect("id").to_string())
+        .collect();
+    assert!(dead.len() >= 4, "{dead:?}");
+    let (done, running, retry, replay) = (&dead[0], &dead[1], &dead[2], &dead[3]);
+    executor.healthy.store(true, Ordering::SeqCst);
+    let r = server.post(&format!("/api/v1/jobs/{done}/retry"), ACME_ADMIN, b"");
+    assert!(r.status < 300, "{}", r.body);
+    wait_for_state(&server, done, "succeeded");
+    // From here every executor call hangs: this job stays running (something
+    // to cancel), and so do the ones the fuzzer retries and replays.
+    executor.hang.store(true, Ordering::SeqCst);
+    let r = server.post(&format!("/api/v1/jobs/{running}/retry"), ACME_ADMIN, b"");
+    assert!(r.status < 300, "{}", r.body);
+    wait_for_state(&server, running, "running");
+    let event = server
+        .stream_once("", ACME_READER, &[])
+        .into_iter()
+        .find(|e| e.data["job"] == done.as_str())
+        .expect("the completed job's event")
+        .id;
+    let vex_document = common::json_files(&recheck::samples::bundled_dir().join("vex"))[0]
+        .display()
+        .to_string();
+    let payments = "sha256:c4050c2e56adf0cf54413fb6894419e8e3ca72077cd307244526abf7474e5353";
+    let params = BTreeMap::from([
+        ("GET /api/v1/jobs/{id}", vec![("path.id", done.clone())]),
+        (
+            "GET /api/v1/jobs/{id}/explain",
+            vec![("path.id", done.clone())],
+        ),
+        (
+            "POST /api/v1/jobs/{id}/retry",
+            vec![("path.id", retry.clone())],
+        ),
+        (
+            "POST /api/v1/jobs/{id}/cancel",
+            vec![("path.id", running.clone())],
+        ),
+        (
+            "POST /api/v1/dead-letters/{id}/replay",
+            vec![("path.id", replay.clone())],
+        ),
+        ("GET /api/v1/events/{id}", vec![("path.id", event)]),
+        (
+            "GET /api/v1/events/stream",
+            vec![("query.follow", "false".to_string())],
+        ),
+        (
+            "GET /api/v1/jobs",
+            vec![("query.artifact", payments.to_string())],
+        ),
+        (
+            "GET /api/v1/impact/advisories/{id}",
+            vec![("path.id", "CVE-2023-22466".to_string())],
+        ),
+        (
+            "GET /api/v1/impact/artifacts",
+            vec![("query.artifact", payments.to_string())],
+        ),
+        (
+            "GET /api/v1/impact/purls",
+            vec![("query.purl", "pkg:pypi/requests@2.28.1".to_string())],
+        ),
+        // Removals take what the reads above do not use.
+        (
+            "DELETE /api/v1/advisories/{id}",
+            vec![("path.id", "PYSEC-2018-49".to_string())],
+        ),
+        (
+            "DELETE /api/v1/artifacts",
+            vec![("query.artifact", "hello-server-src@0.1.0".to_string())],
+        ),
+        ("DELETE /api/v1/vex", vec![("query.document", vex_document)]),
+    ]);
+
+    let started = std::time::Instant::now();
+    let Some((statuses, summary, passed)) = fuzz(&server, &params) else {
+        return;
+    };
+    let doc = server.get("/api/v1/openapi.json", ACME_READER).json();
+    let operations: Vec<String> = operations(&doc)
+        .into_iter()
+        .map(|(method, path, _, _)| format!("{method} {path}"))
+        .collect();
+    println!(
+        "schemathesis over {} operations in {:.1} s (at most {FUZZ_MAX_EXAMPLES} examples per phase):",
+        operations.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for op in &operations {
+        println!(
+            "  {op:45} {:?}",
+            statuses.get(op).cloned().unwrap_or_default()
+        );
+    }
+    let server_errors: Vec<String> = statuses
+        .iter()
+        .flat_map(|(op, codes)| {
+            codes
+                .iter()
+                .filter(|(code, _)| **code >= 500)
+                .map(move |(code, n)| format!("{op}: {n} x {code}"))
+        })
+        .collect();
+    assert!(
+        server_errors.is_empty(),
+        "server errors: {server_errors:?}\n{summary}"
+    );
+    let unreached: Vec<&String> = operations
+        .iter()
+        .filter(|op| {
+            !statuses
+                .get(*op)
+                .is_some_and(|codes| codes.keys().any(|c| (200..300).contains(c)))
+        })
+        .collect();
+    assert!(
+        unreached.is_empty(),
+        "operations without a 2xx answer (give their parameters real values): {unreached:?}\n{summary}"
+    );
+    assert!(passed, "schemathesis failed:\n{summary}");
 }
