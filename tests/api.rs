@@ -2184,12 +2184,20 @@ fn statuses(report: &Path) -> BTreeMap<String, BTreeMap<u16, usize>> {
     out
 }
 
-/// Status codes per operation and a schemathesis summary, from a run with
-/// the admin key and a bounded number of examples per operation.
+/// What one schemathesis run saw.
+struct FuzzRun {
+    /// Status codes and how often, per `METHOD PATH`.
+    statuses: BTreeMap<String, BTreeMap<u16, usize>>,
+    summary: String,
+    passed: bool,
+}
+
+/// A schemathesis run with the admin key and a bounded number of examples
+/// per operation.
 fn fuzz(
     server: &Server,
     params: &BTreeMap<&'static str, Vec<(&'static str, String)>>,
-) -> Option<(BTreeMap<String, BTreeMap<u16, usize>>, String, bool)> {
+) -> Option<FuzzRun> {
     let schemathesis = schemathesis()?;
     let config = server.dir.path().join("schemathesis.toml");
     std::fs::write(&config, schemathesis_config(params)).expect("write config");
@@ -2217,7 +2225,11 @@ fn fuzz(
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "ndjson"))
         .unwrap_or_else(|| panic!("no NDJSON report:\n{summary}"));
-    Some((statuses(&report), summary, out.status.success()))
+    Some(FuzzRun {
+        statuses: statuses(&report),
+        summary,
+        passed: out.status.success(),
+    })
 }
 
 #[test]
@@ -2331,7 +2343,12 @@ fn schemathesis_finds_no_server_error_and_a_2xx_for_every_operation() {
     ]);
 
     let started = std::time::Instant::now();
-    let Some((statuses, summary, passed)) = fuzz(&server, &params) else {
+    let Some(FuzzRun {
+        statuses,
+        summary,
+        passed,
+    }) = fuzz(&server, &params)
+    else {
         return;
     };
     let doc = server.get("/api/v1/openapi.json", ACME_READER).json();
