@@ -69,10 +69,13 @@ pub struct ReplayReport {
     pub mismatches: Vec<Mismatch>,
 }
 
-/// A job as planned: the state it has reached since is not part of the plan.
+/// A job as planned: the state it has reached since, and an escalation
+/// (runtime hooks, decided by when they came, not by the log), are not part
+/// of the plan.
 fn as_planned(job: &RecheckJob) -> RecheckJob {
     RecheckJob {
         state: JobState::Planned,
+        escalation: None,
         ..job.clone()
     }
 }
