@@ -19,6 +19,10 @@ mod impact;
 mod ingest;
 mod jobs;
 pub mod problem;
+mod runs;
+mod runtime;
+mod schedules;
+mod whatif;
 pub mod writer;
 
 use std::sync::Arc;
@@ -119,6 +123,17 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::get_event))
+        .routes(routes!(runs::post_run, runs::list_runs))
+        .routes(routes!(runs::get_run))
+        .routes(routes!(runs::cancel_run))
+        .routes(routes!(schedules::post_schedule, schedules::list_schedules))
+        .routes(routes!(
+            schedules::get_schedule,
+            schedules::put_schedule,
+            schedules::delete_schedule
+        ))
+        .routes(routes!(whatif::post_whatif))
+        .routes(routes!(runtime::post_runtime))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }
