@@ -724,14 +724,17 @@ fn move_jobs(store: &std::path::Path, jobs: &[String], path: &[JobState]) {
         for id in jobs {
             let mut job = s.job(id).await.expect("read job").expect("job exists");
             for next in path {
+                // Each run of a job is a new attempt.
+                let attempt = job.attempt + u32::from(*next == JobState::Running);
                 let t = recheck::model::JobTransition {
                     from: job.state,
                     to: *next,
                     at: "2026-12-01T00:00:00Z".into(),
-                    attempt: job.attempt.max(1),
+                    attempt,
                 };
                 assert!(s.transition_job(id, &t).await.expect("transition"), "{id}");
                 job.state = *next;
+                job.attempt = attempt;
             }
         }
     });
@@ -980,4 +983,19 @@ fn runtime_hooks_escalate_a_running_artifacts_jobs_and_recheck_it() {
         .post_json(&path, ACME_READER, &json!({"event": "running"}))
         .problem(403);
     assert_eq!(server.log_seq(), before, "a refused runtime event wrote");
+
+    // Escalations and the runs beside the windows leave the plan replayable.
+    server.restart(|store| {
+        let replay = std::process::Command::new(env!("CARGO_BIN_EXE_recheck"))
+            .args(["replay", "--store"])
+            .arg(store)
+            .output()
+            .expect("run recheck replay");
+        assert!(
+            replay.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&replay.stdout),
+            String::from_utf8_lossy(&replay.stderr)
+        );
+    });
 }
