@@ -34,6 +34,7 @@ use super::AppState;
 /// A recheck of every artifact `selector` covers.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"selector": {"all": true}, "reason": "policy changed", "mode": "reevaluate", "dryRun": true}))]
 pub struct RunBody {
     /// Which of the caller's artifacts: `{"all": true}`, or any of `tenant`
     /// (the caller's own), `labels` (`{"env": "prod"}`), `namespaces`,
@@ -42,6 +43,7 @@ pub struct RunBody {
     #[schema(value_type = Object)]
     pub selector: Selector,
     /// Why the run is asked for (kept on the run).
+    #[schema(example = "policy changed")]
     pub reason: String,
     /// `reevaluate` (verdict against the SBOM held) or `rescan` (the
     /// artifact's content again).

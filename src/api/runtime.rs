@@ -35,6 +35,7 @@ pub enum RuntimeEventKind {
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"event": "running", "cluster": "eu-1", "namespace": "payments"}))]
 pub struct RuntimeBody {
     pub event: RuntimeEventKind,
     /// Kept as the artifact's `cluster` label.

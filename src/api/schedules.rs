@@ -43,6 +43,7 @@ fn reevaluate() -> JobKind {
 /// A schedule as a client writes it (POST creates, PUT replaces).
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"cron": "30 2 * * *", "timezone": "Europe/Berlin", "selector": {"labels": {"env": "prod"}}, "mode": "reevaluate", "enabled": true}))]
 pub struct ScheduleBody {
     /// Five fields: minute hour day-of-month month day-of-week
     /// (`*/15 9-17 * * MON-FRI`).

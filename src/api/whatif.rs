@@ -29,6 +29,7 @@ use super::AppState;
 /// One document to simulate: `advisory` or `vex`, not both.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"advisory": {"schema_version": "1.6.0", "id": "EXAMPLE-2026-1", "modified": "2026-12-01T00:00:00Z", "aliases": ["CVE-2026-0001"], "affected": [{"package": {"ecosystem": "PyPI", "name": "jinja2"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.11.3"}]}]}]}}))]
 pub struct WhatIfBody {
     /// An OSV advisory (a new one, or a new version of one held).
     #[serde(default)]
