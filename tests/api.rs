@@ -37,319 +37,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use recheck::api::config::ServeConfig;
-use recheck::formats;
-use recheck::model::{purl_base, Scope};
-
-const ACME: &str = "acme-corp";
-const GLOBEX: &str = "globex-inc";
-const ACME_ADMIN: &str = "test-acme-admin-6d1f";
-const ACME_READER: &str = "test-acme-reader-22c9";
-const ACME_INGEST: &str = "test-acme-ingest-91ab";
-const GLOBEX_ADMIN: &str = "test-globex-admin-4e07";
-const HS256_SECRET: &[u8] = b"recheck api test secret, 32 bytes+";
-
-/// One `recheck serve` process and its files; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
-    agent: ureq::Agent,
-    /// The public key of the server's generated event signing key, as it
-    /// printed it.
-    public_key: Option<PathBuf>,
-    key_id: Option<String>,
-}
-
-struct Reply {
-    status: u16,
-    content_type: String,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.body))
-    }
-
-    /// Asserts an RFC 9457 problem with this status.
-    fn problem(&self, status: u16) -> Value {
-        assert_eq!(self.status, status, "{}", self.body);
-        assert_eq!(
-            self.content_type, "application/problem+json",
-            "{}",
-            self.body
-        );
-        let p = self.json();
-        assert_eq!(p["status"], status, "{p}");
-        assert!(p["type"].is_string() && p["title"].is_string() && p["detail"].is_string());
-        p
-    }
-}
-
-fn config_text(dir: &Path, max_body: usize) -> String {
-    let hash = ServeConfig::hash_key;
-    let ed_pub = dir.join("idp.pub.pem");
-    format!(
-        r#"tenants = ["{ACME}", "{GLOBEX}"]
-
-[[api_keys]]
-name = "acme-admin"
-tenant = "{ACME}"
-sha256 = "{}"
-scopes = ["scheduler.admin"]
-
-[[api_keys]]
-name = "acme-reader"
-tenant = "{ACME}"
-sha256 = "{}"
-scopes = ["scheduler.runs.read"]
-
-[[api_keys]]
-name = "acme-ingest"
-tenant = "{ACME}"
-sha256 = "{}"
-scopes = ["scheduler.ingest"]
-
-[[api_keys]]
-name = "globex-admin"
-tenant = "{GLOBEX}"
-sha256 = "{}"
-scopes = ["scheduler.admin"]
-
-[[jwt_keys]]
-algorithm = "HS256"
-secret_base64 = "{}"
-audience = "recheck"
-
-[[jwt_keys]]
-kid = "idp-ed"
-algorithm = "EdDSA"
-public_key_file = "{}"
-issuer = "https://idp.test"
-
-[limits]
-max_body_bytes = {max_body}
-"#,
-        hash(ACME_ADMIN),
-        hash(ACME_READER),
-        hash(ACME_INGEST),
-        hash(GLOBEX_ADMIN),
-        base64_encode(HS256_SECRET),
-        ed_pub.display(),
-    )
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-impl Server {
-    fn start() -> Server {
-        Server::start_with(4 * 1024 * 1024, |_| {}, &[])
-    }
-
-    /// `prepare` may write into the store file before the server opens it;
-    /// `extra` are more `recheck serve` flags.
-    fn start_with(max_body: usize, prepare: impl FnOnce(&Path), extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let keygen = Command::new(env!("CARGO_BIN_EXE_recheck"))
-            .args(["keygen", "--out"])
-            .arg(dir.path().join("idp"))
-            .output()
-            .expect("run recheck keygen");
-        assert!(keygen.status.success(), "{keygen:?}");
-        let config = dir.path().join("serve.toml");
-        std::fs::write(&config, config_text(dir.path(), max_body)).expect("write config");
-        let store = dir.path().join("store.redb");
-        prepare(&store);
-        let (child, base, public_key, key_id) = Server::spawn(dir.path(), extra);
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into();
-        Server {
-            child,
-            base,
-            dir,
-            agent,
-            public_key,
-            key_id,
-        }
-    }
-
-    /// `recheck serve` on the store and config in `dir`: the process, its
-    /// base URL, and the public key file and key id it printed.
-    fn spawn(dir: &Path, extra: &[&str]) -> (Child, String, Option<PathBuf>, Option<String>) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_recheck"));
-        command.args(["serve", "--listen", "127.0.0.1:0"]);
-        if !extra.contains(&"--store") {
-            command.arg("--store").arg(dir.join("store.redb"));
-        }
-        let mut child = command
-            .arg("--config")
-            .arg(dir.join("serve.toml"))
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start recheck serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let (mut public_key, mut key_id) = (None, None);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(path) = line.strip_prefix("public key: ") {
-                    public_key = Some(PathBuf::from(path));
-                }
-                if let Some(id) = line.strip_prefix("signing key id: ") {
-                    key_id = Some(id.to_string());
-                }
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send((addr.to_string(), public_key.take(), key_id.take()));
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok((base, public_key, key_id)) => (child, base, public_key, key_id),
-            Err(e) => {
-                let _ = child.kill();
-                panic!("recheck serve did not announce its address: {e}");
-            }
-        }
-    }
-
-    /// Kill the server (SIGKILL: nothing is shut down in order) and start
-    /// it again on the same store with `extra` flags.
-    fn restart(&mut self, extra: &[&str]) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let (child, base, public_key, key_id) = Server::spawn(self.dir.path(), extra);
-        self.child = child;
-        self.base = base;
-        self.public_key = public_key;
-        self.key_id = key_id;
-    }
-
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<&[u8]>,
-        headers: &[(&str, &str)],
-    ) -> Reply {
-        let mut request = ureq::http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        if let Some(key) = key {
-            request = request.header("Authorization", format!("Bearer {key}"));
-        }
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        let response = match body {
-            Some(b) => self.agent.run(
-                request
-                    .header("Content-Type", "application/json")
-                    .body(b.to_vec())
-                    .expect("request"),
-            ),
-            None => self.agent.run(request.body(()).expect("request")),
-        };
-        let mut response = response.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_string()
-            .unwrap_or_else(|e| panic!("{method} {path}: reading the body: {e}"));
-        Reply {
-            status,
-            content_type,
-            body,
-        }
-    }
-
-    fn get(&self, path: &str, key: &str) -> Reply {
-        self.call("GET", path, Some(key), None, &[])
-    }
-
-    fn post(&self, path: &str, key: &str, body: &[u8]) -> Reply {
-        self.call("POST", path, Some(key), Some(body), &[])
-    }
-
-    /// Every item of a paged list.
-    fn all_pages(&self, path: &str, key: &str) -> Vec<Value> {
-        let sep = if path.contains('?') { '&' } else { '?' };
-        let mut items = Vec::new();
-        let mut offset = 0;
-        loop {
-            let r = self.get(&format!("{path}{sep}limit=1000&offset={offset}"), key);
-            assert_eq!(r.status, 200, "{path}: {}", r.body);
-            let page = r.json();
-            items.extend(page["items"].as_array().expect("items").iter().cloned());
-            match page["next_offset"].as_u64() {
-                Some(next) => offset = next,
-                None => return items,
-            }
-        }
-    }
-
-    /// POST `size` bytes over a raw connection: the server answers 413 and
-    /// may close before the body is sent, which an HTTP client reports as a
-    /// broken pipe instead of the answer.
-    fn post_oversized(&self, path: &str, key: &str, size: usize) -> (u16, String) {
-        use std::io::{Read, Write};
-        let addr = self.base.trim_start_matches("http://").to_string();
-        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .expect("timeout");
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
-             Content-Type: application/json\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(head.as_bytes()).expect("write head");
-        let mut writer = stream.try_clone().expect("clone");
-        let sender = std::thread::spawn(move || {
-            let chunk = vec![b' '; 64 * 1024];
-            let mut sent = 0;
-            while sent < size {
-                if writer.write_all(&chunk).is_err() {
-                    break;
-                }
-                sent += chunk.len();
-            }
-        });
-        let mut response = Vec::new();
-        let _ = stream.read_to_end(&mut response);
-        let _ = sender.join();
-        let text = String::from_utf8_lossy(&response).to_string();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        (status, text)
-    }
-
-    fn log_seq(&self) -> u64 {
-        let r = self.call("GET", "/readyz", None, None, &[]);
-        r.json()["log_seq"].as_u64().expect("log_seq")
-    }
-}
+use common::serve::*;
+use recheck::model::purl_base;
 
 /// One Server-Sent Event: id, event name (the kind) and JSON data.
 #[derive(Debug, Clone)]
@@ -489,80 +178,6 @@ fn matched_text(reason: &Value) -> String {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = self.dir.path();
-    }
-}
-
-fn enc(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// The real documents of one kind under `paths` that parse (the API would
-/// refuse the others, and `scan` skips them), one per identity (`key`: the
-/// advisory or artifact id; a later one would replace it in the engine but
-/// not in `scan`).
-fn parseable(paths: &[PathBuf], key: impl Fn(&str, &[u8]) -> Option<String>) -> Vec<PathBuf> {
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for p in paths {
-        let files = if p.is_dir() {
-            common::json_files_skipping(p, &["schema", "invalid"])
-        } else {
-            vec![p.clone()]
-        };
-        for f in files {
-            let name = f.display().to_string();
-            if let Some(k) = key(&name, &common::read(&f)) {
-                if seen.insert(k) {
-                    out.push(f);
-                }
-            }
-        }
-    }
-    out
-}
-
-struct RealData {
-    advisories: Vec<PathBuf>,
-    sboms: Vec<PathBuf>,
-    vex: Vec<PathBuf>,
-}
-
-fn real_data() -> Option<RealData> {
-    let data = common::shared_data()?;
-    let samples = recheck::samples::bundled_dir();
-    let advisories = parseable(&[data.join("osv"), samples.join("advisories")], |n, b| {
-        formats::osv::parse_advisory(n, b).ok().map(|a| a.id)
-    });
-    let sboms = parseable(
-        &[
-            data.join("sbom/cyclonedx/in-the-wild"),
-            data.join("sbom/cyclonedx/bom-examples"),
-            data.join("sbom/spdx/in-the-wild"),
-            samples.join("sboms"),
-        ],
-        |n, b| {
-            formats::parse_sbom(n, b, Scope::Global)
-                .ok()
-                .map(|s| s.artifact.id)
-        },
-    );
-    let vex = parseable(&[data.join("vex/openvex"), samples.join("vex")], |n, b| {
-        formats::parse_vex(n, b, Scope::Global)
-            .ok()
-            .map(|_| n.to_string())
-    });
-    Some(RealData {
-        advisories,
-        sboms,
-        vex,
-    })
-}
-
 /// `recheck scan` on the same files, for `tenant`: one JSON finding a line.
 fn scan(data: &RealData, tenant: &str) -> Vec<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_recheck"))
@@ -586,55 +201,6 @@ fn scan(data: &RealData, tenant: &str) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("finding JSON"))
         .collect()
-}
-
-/// Ingests the real data for `tenant` over the API; returns the artifact ids.
-fn ingest(server: &Server, data: &RealData, key: &str) -> Vec<String> {
-    for chunk in data.advisories.chunks(200) {
-        let docs: Vec<Value> = chunk
-            .iter()
-            .map(|p| serde_json::from_slice(&common::read(p)).expect("JSON"))
-            .collect();
-        let body = serde_json::to_vec(&docs).expect("encode");
-        let r = server.post("/api/v1/advisories", key, &body);
-        assert_eq!(r.status, 202, "{}", r.body);
-        let results = r.json()["results"].as_array().expect("results").clone();
-        assert_eq!(results.len(), chunk.len());
-        let seqs: Vec<u64> = results
-            .iter()
-            .map(|r| r["seq"].as_u64().expect("seq"))
-            .collect();
-        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
-    }
-    for p in &data.vex {
-        let path = format!("/api/v1/vex?document={}", enc(&p.display().to_string()));
-        let r = server.post(&path, key, &common::read(p));
-        assert_eq!(r.status, 202, "{}: {}", p.display(), r.body);
-    }
-    let mut artifacts = Vec::new();
-    for (i, p) in data.sboms.iter().enumerate() {
-        // The last write waits for its window: everything before is applied too.
-        let wait = if i + 1 == data.sboms.len() {
-            "?wait=true"
-        } else {
-            ""
-        };
-        let r = server.post(&format!("/api/v1/sboms{wait}"), key, &common::read(p));
-        let expected = if wait.is_empty() { 202 } else { 200 };
-        assert_eq!(r.status, expected, "{}: {}", p.display(), r.body);
-        let v = r.json();
-        if !wait.is_empty() {
-            assert!(v["window"].as_u64().is_some(), "{v}");
-        }
-        artifacts.push(v["artifact"].as_str().expect("artifact").to_string());
-    }
-    artifacts
-}
-
-fn sorted(mut v: Vec<Value>) -> Vec<String> {
-    let mut out: Vec<String> = v.drain(..).map(|v| v.to_string()).collect();
-    out.sort();
-    out
 }
 
 /// The projection the ledger keeps of a finding (`ImpactFinding`).
@@ -948,14 +514,6 @@ fn real_data_ingested_over_http_has_the_impact_scan_computes() {
     let ready = server.call("GET", "/readyz", None, None, &[]);
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert_eq!(ready.json()["engine_caught_up"], true);
-}
-
-/// A real advisory from the bundled samples.
-fn sample_advisory(name: &str) -> Value {
-    let path = recheck::samples::bundled_dir()
-        .join("advisories")
-        .join(name);
-    serde_json::from_slice(&common::read(&path)).expect("JSON")
 }
 
 #[test]
@@ -1300,6 +858,8 @@ struct Secrets {
     event: String,
     vex_document: String,
     purl: String,
+    run: String,
+    schedule: String,
 }
 
 /// A signed DSSE envelope stored as an event of `ACME` before the server
@@ -1391,12 +951,37 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
     let job = jobs[0]["id"].as_str().expect("job id").to_string();
     let acme_stream = server.stream_once("", ACME_READER, &[]);
     assert!(!acme_stream.is_empty(), "acme's completion events");
+    let acme_advisory_doc: Value = {
+        let file = samples.join("advisories").join(format!("{advisory}.json"));
+        serde_json::from_slice(&common::read(&file)).expect("JSON")
+    };
+    let run = {
+        let body = json!({"selector": {"all": true}, "reason": "acme's own", "mode": "reevaluate"});
+        let r = server.post(
+            "/api/v1/runs",
+            ACME_ADMIN,
+            &serde_json::to_vec(&body).expect("encode"),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["run"]["id"].as_str().expect("run id").to_string()
+    };
+    // A schedule that will not fire during the test (1 January, 00:00).
+    let yearly = json!({"cron": "0 0 1 1 *", "timezone": "Europe/Berlin", "selector": {"labels": {"team": "acme-payments"}}});
+    let r = server.post(
+        "/api/v1/schedules",
+        ACME_ADMIN,
+        &serde_json::to_vec(&yearly).expect("encode"),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let acme_schedule = r.json()["schedule"].clone();
     let secrets = Secrets {
         artifact: artifact.clone(),
         job: job.clone(),
         event: event.clone(),
         vex_document: vex_document.into(),
         purl: purl.clone(),
+        run: run.clone(),
+        schedule: acme_schedule["id"].as_str().expect("schedule id").into(),
     };
     let acme_event = server.get(&format!("/api/v1/events/{event}"), ACME_READER);
     assert_eq!(acme_event.status, 200, "{}", acme_event.body);
@@ -1433,6 +1018,9 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
                 secrets.job.clone()
             }
             "get_event" => secrets.event.clone(),
+            "get_run" | "cancel_run" => secrets.run.clone(),
+            "get_schedule" | "put_schedule" | "delete_schedule" => secrets.schedule.clone(),
+            "post_runtime" => secrets.artifact.clone(),
             "by_advisory" | "delete_advisory" => advisory.clone(),
             _ => String::new(),
         };
@@ -1469,10 +1057,31 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
             "post_advisories" => Some(harmless_advisory.clone()),
             "post_sbom" => Some(globex_sbom.clone()),
             "post_vex" => Some(common::read(&vex_path)),
+            // Globex's own run: it must cover none of acme's artifacts.
+            "post_runtime" => Some(br#"{"event": "running", "namespace": "probe"}"#.to_vec()),
+            // A simulation of an advisory acme's artifact has findings of.
+            "post_whatif" => {
+                Some(serde_json::to_vec(&json!({"advisory": acme_advisory_doc})).expect("encode"))
+            }
+            "post_schedule" | "put_schedule" => Some(
+                serde_json::to_vec(
+                    &json!({"cron": "* * * * *", "selector": {"all": true}, "enabled": false}),
+                )
+                .expect("encode"),
+            ),
+            "post_run" => Some(
+                serde_json::to_vec(
+                    &json!({"selector": {"all": true}, "reason": "probe", "mode": "rescan"}),
+                )
+                .expect("encode"),
+            ),
             "delete_advisory" | "delete_vex" | "delete_artifact" | "by_advisory"
             | "by_artifact" | "by_purl" | "changes" | "list_jobs" | "get_job" | "get_event"
             | "healthz" | "readyz" | "retry_job" | "cancel_job" | "explain_job"
-            | "list_dead_letters" | "replay_dead_letter" | "stream_events" => None,
+            | "list_dead_letters" | "replay_dead_letter" | "stream_events" | "list_runs"
+            | "get_run" | "cancel_run" | "list_schedules" | "get_schedule" | "delete_schedule" => {
+                None
+            }
             other => {
                 panic!("operation {other} ({method} {template}) has no tenant-isolation probe")
             }
@@ -1490,6 +1099,8 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
             &secrets.artifact,
             &secrets.job,
             &secrets.event,
+            &secrets.run,
+            &secrets.schedule,
             "acme-payments",
         ] {
             // Echoing back an id globex itself sent reveals nothing.
@@ -1502,11 +1113,13 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
         }
         match id.as_str() {
             "get_job" | "get_event" | "delete_artifact" | "delete_vex" | "by_artifact"
-            | "retry_job" | "cancel_job" | "explain_job" | "replay_dead_letter" => {
+            | "retry_job" | "cancel_job" | "explain_job" | "replay_dead_letter" | "get_run"
+            | "cancel_run" | "get_schedule" | "put_schedule" | "delete_schedule"
+            | "post_runtime" => {
                 r.problem(404);
             }
             "by_advisory" | "by_purl" | "list_jobs" | "changes" | "list_dead_letters"
-            | "stream_events" => {
+            | "stream_events" | "list_runs" | "list_schedules" | "post_whatif" => {
                 assert_eq!(r.status, 200, "{}", r.body);
             }
             _ => {}
@@ -1537,6 +1150,15 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
             .status,
         200
     );
+    let acme_run = server.get(&format!("/api/v1/runs/{run}"), ACME_READER);
+    assert_eq!(acme_run.status, 200, "{}", acme_run.body);
+    assert_eq!(acme_run.json()["run"]["state"], "queued");
+    let held = server.get(
+        &format!("/api/v1/schedules/{}", secrets.schedule),
+        ACME_READER,
+    );
+    assert_eq!(held.status, 200, "{}", held.body);
+    assert_eq!(held.json()["schedule"], acme_schedule);
     let r = server.call(
         "DELETE",
         &format!("/api/v1/vex?document={vex_document}&wait=true"),
@@ -1858,7 +1480,7 @@ fn jobs_are_cancelled_and_retried_a_restart_refills_the_queue_and_sigterm_ends_s
     // The server dies with its in-process queue; the next one, with
     // workers, refills the queue from the store and runs every job, the
     // retried one included, signing with the same key.
-    server.restart(&[]);
+    server.restart(&[], |_| {});
     assert_eq!(server.key_id.as_deref(), Some(key_id.as_str()));
     let settled = server.settle(ACME_READER);
     assert_eq!(settled.len(), jobs.len());
@@ -2090,7 +1712,7 @@ fn a_job_running_when_the_server_is_killed_is_taken_over_after_the_restart() {
     // takes it over as a lost lease.
     executor.hang.store(false, Ordering::SeqCst);
     executor.healthy.store(true, Ordering::SeqCst);
-    server.restart(&flags);
+    server.restart(&flags, |_| {});
     let done = wait_for_state(&server, &running, "succeeded");
     assert_eq!(done["attempt"], 2, "{done}");
     let attempts: Vec<Value> = server
@@ -2291,6 +1913,17 @@ fn schemathesis_finds_no_server_error_and_a_2xx_for_every_operation() {
         .display()
         .to_string();
     let payments = "sha256:c4050c2e56adf0cf54413fb6894419e8e3ca72077cd307244526abf7474e5353";
+    let yearly = json!({"cron": "0 0 1 1 *", "timezone": "UTC", "selector": {"all": true}});
+    let r = server.post(
+        "/api/v1/schedules",
+        ACME_ADMIN,
+        yearly.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let schedule = r.json()["schedule"]["id"]
+        .as_str()
+        .expect("schedule id")
+        .to_string();
     let params = BTreeMap::from([
         ("GET /api/v1/jobs/{id}", vec![("path.id", done.clone())]),
         (
@@ -2310,6 +1943,11 @@ fn schemathesis_finds_no_server_error_and_a_2xx_for_every_operation() {
             vec![("path.id", replay.clone())],
         ),
         ("GET /api/v1/events/{id}", vec![("path.id", event)]),
+        ("DELETE /api/v1/schedules/{id}", vec![("path.id", schedule)]),
+        (
+            "POST /api/v1/artifacts/{id}/runtime",
+            vec![("path.id", payments.to_string())],
+        ),
         (
             "GET /api/v1/events/stream",
             vec![("query.follow", "false".to_string())],

@@ -20,8 +20,8 @@ use recheck::core::compaction::compact;
 use recheck::core::ledger::{verify, ChainBreak, Verdict};
 use recheck::engine::record::InputRecord;
 use recheck::model::{
-    ImpactFinding, JobKind, JobState, JobTransition, LedgerPayload, Priority, RecheckJob, Run,
-    RunState, RunTrigger, Schedule, Selector, StoredEvent,
+    Escalation, ImpactFinding, JobKind, JobState, JobTransition, LedgerPayload, Priority,
+    RecheckJob, Run, RunState, RunTrigger, Schedule, Selector, StoredEvent,
 };
 use recheck::store::{
     self, append_records, CommitOutcome, CursorMove, ImpactQuery, JobFilter, NewInput, RunCommit,
@@ -383,6 +383,63 @@ async fn job_transitions(store: Arc<dyn Store>, _url: &str, fx: &Fixture) {
         .unwrap();
     assert_eq!(superseded.len(), 1);
     assert_eq!(superseded[0].id, other.id);
+}
+
+/// A pending job is escalated in place (id, planned content, state kept);
+/// one that moved on, or has started, is not.
+async fn job_escalation(store: Arc<dyn Store>, _url: &str, fx: &Fixture) {
+    commit_windows(store.as_ref(), fx, 1).await;
+    let mut jobs = store.outbox(2).await.unwrap();
+    assert_eq!(
+        jobs.len(),
+        2,
+        "the fixture's first window plans two jobs or more"
+    );
+    let (job, other) = (jobs.remove(0), jobs.remove(0));
+    let e = Escalation {
+        priority: Priority::Emergency,
+        sla_deadline: "2026-12-01T10:01:00Z".into(),
+        at: "2026-12-01T10:00:00.000Z".into(),
+        reason: "artifact started running".into(),
+    };
+    use JobState::*;
+    assert!(store.escalate_job(&job.id, Planned, &e).await.unwrap());
+    let held = store.job(&job.id).await.unwrap().unwrap();
+    assert_eq!(held.escalation.as_ref(), Some(&e));
+    assert_eq!(held.effective_priority(), Priority::Emergency);
+    assert_eq!(
+        RecheckJob {
+            escalation: None,
+            ..held.clone()
+        },
+        job
+    );
+    assert_eq!(store.outbox(10).await.unwrap()[0], held);
+    // Stale (it is planned, not queued), started, or absent.
+    assert!(!store.escalate_job(&other.id, Queued, &e).await.unwrap());
+    assert_eq!(store.job(&other.id).await.unwrap().unwrap(), other);
+    let err = store
+        .escalate_job(&other.id, Running, &e)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Invalid);
+    let err = store
+        .escalate_job("no-such-job", Planned, &e)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotFound);
+    // A state change keeps the escalation.
+    let t = JobTransition {
+        from: Planned,
+        to: Queued,
+        at: "2026-12-01T10:00:02Z".into(),
+        attempt: 0,
+    };
+    assert!(store.transition_job(&job.id, &t).await.unwrap());
+    assert_eq!(
+        store.job(&job.id).await.unwrap().unwrap().escalation,
+        Some(e)
+    );
 }
 
 async fn outbox(store: Arc<dyn Store>, _url: &str, fx: &Fixture) {
@@ -974,6 +1031,7 @@ async fn suite(backend: &impl Backend) {
         window_commit,
         job_ids,
         job_transitions,
+        job_escalation,
         outbox,
         cursors,
         ledger_chain,

@@ -99,3 +99,10 @@ impl PageParams {
         })
     }
 }
+
+/// A JSON request body as `T`: 400 when it is not JSON, 422 naming the field
+/// (`errors[].field`, a JSON path) when it does not fit `T`.
+pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    crate::formats::FormatError::deserialize("body", body)
+        .map_err(|e| Problem::invalid_documents(vec![("body".into(), e)]))
+}

@@ -144,6 +144,7 @@ impl From<WriteError> for Problem {
     fn from(e: WriteError) -> Problem {
         match e {
             WriteError::NotFound(what) => Problem::not_found(format!("{what} not found")),
+            WriteError::Invalid { field, detail } => Problem::invalid_field(&field, detail),
             WriteError::Failed(_) | WriteError::Stopped => {
                 Problem::unavailable(format!("{e}; nothing more is accepted"))
             }
@@ -174,7 +175,7 @@ fn request_fingerprint(method: &Method, uri: &Uri, body: &[u8]) -> String {
     fingerprint(method.as_str(), &uri.to_string(), body)
 }
 
-fn parse_scope(scope: Option<&str>, principal: &Principal) -> Result<Scope, Problem> {
+pub(super) fn parse_scope(scope: Option<&str>, principal: &Principal) -> Result<Scope, Problem> {
     match scope.unwrap_or("tenant") {
         "tenant" => Ok(Scope::Tenant(principal.tenant.clone())),
         "global" => {
@@ -331,7 +332,7 @@ pub async fn delete_advisory(
 }
 
 /// The name a VEX document is kept under when the caller gives none.
-fn vex_document_name(body: &[u8]) -> String {
+pub(super) fn vex_document_name(body: &[u8]) -> String {
     let value: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let own = value.as_ref().and_then(|v| {
         v.get("@id")

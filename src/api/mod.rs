@@ -22,6 +22,10 @@ mod ingest;
 mod job_control;
 mod jobs;
 pub mod problem;
+mod runs;
+mod runtime;
+mod schedules;
+mod whatif;
 pub mod writer;
 
 use std::sync::Arc;
@@ -145,6 +149,17 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(job_control::list_dead_letters))
         .routes(routes!(job_control::replay_dead_letter))
         .routes(routes!(events::stream_events))
+        .routes(routes!(runs::post_run, runs::list_runs))
+        .routes(routes!(runs::get_run))
+        .routes(routes!(runs::cancel_run))
+        .routes(routes!(schedules::post_schedule, schedules::list_schedules))
+        .routes(routes!(
+            schedules::get_schedule,
+            schedules::put_schedule,
+            schedules::delete_schedule
+        ))
+        .routes(routes!(whatif::post_whatif))
+        .routes(routes!(runtime::post_runtime))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }

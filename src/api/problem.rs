@@ -75,6 +75,22 @@ impl Problem {
         ])
     }
 
+    /// 422: the request body parsed, but `field` (a JSON path in it) has a
+    /// value that cannot be used.
+    pub fn invalid_field(field: &str, detail: impl Into<String>) -> Problem {
+        let detail = detail.into();
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            kinds::INVALID_REQUEST,
+            format!("{field}: {detail}"),
+        )
+        .with_errors(vec![FieldError {
+            location: "body".into(),
+            field: field.to_string(),
+            detail,
+        }])
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::NOT_FOUND, kinds::NOT_FOUND, detail)
     }

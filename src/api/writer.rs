@@ -9,6 +9,11 @@
 //! or `max_delay_ms` have accumulated under a steady stream of writes. That
 //! choice is appended to the log as a `WindowClosed` record with its close
 //! stamp, so a replay of the log never depends on timing.
+//!
+//! Runs are planned here too (a selector is resolved against the engine's
+//! artifact directory, which only this thread may read), and once a second
+//! the writer ticks the cron [`Scheduler`] between windows, so a schedule
+//! fires inside `recheck serve` with no other process.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,10 +21,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::pipeline::Pipeline;
+use crate::core::pipeline::{Committed, Pipeline, PipelineError};
+use crate::core::runs::{RunPlan, RunPlanner, RunRequest};
+use crate::core::runtime::{self, RuntimeEvent, RUNNING_SLA};
+use crate::core::schedule::Scheduler;
 use crate::engine::record::InputRecord;
 use crate::engine::{ImpactAnswer, ImpactQuery};
-use crate::model::Scope;
+use crate::model::{FindingStatus, JobKind, RecheckJob, RunTrigger, RuntimeState, Scope, Selector};
+use crate::store::{JobFilter, RunOutcome};
 
 use super::config::WindowPolicy;
 
@@ -36,11 +45,36 @@ pub enum Expect {
 pub enum WriteError {
     #[error("{0} not found")]
     NotFound(String),
-    /// The store or engine failed; the writer refuses writes from then on.
+    /// The store or engine failed; after a failed append the writer
+    /// refuses writes from then on.
     #[error("the log writer failed: {0}")]
     Failed(String),
     #[error("the log writer has stopped")]
     Stopped,
+    /// The request cannot be carried out as asked (`field` names the part
+    /// at fault); nothing was written.
+    #[error("{field}: {detail}")]
+    Invalid { field: String, detail: String },
+}
+
+/// One artifact a run covers, with its findings as of the last closed window
+/// (what a dry run shows as the impact set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactImpact {
+    pub tenant: String,
+    pub artifact: String,
+    pub affected: usize,
+    pub suppressed: usize,
+}
+
+/// A planned run: committed (`outcome`), or only simulated (`impact`).
+#[derive(Debug, Clone)]
+pub struct RunAnswer {
+    pub plan: RunPlan,
+    /// `None` for a dry run.
+    pub outcome: Option<RunOutcome>,
+    /// The selected artifacts' findings (dry runs only).
+    pub impact: Vec<ArtifactImpact>,
 }
 
 /// Where one accepted write went.
@@ -50,6 +84,21 @@ pub struct Appended {
     pub seqs: Vec<u64>,
     /// Resolves with the window that made the records visible.
     pub applied: Option<oneshot::Receiver<u64>>,
+}
+
+/// What a runtime event did.
+#[derive(Debug, Clone)]
+pub struct RuntimeAnswer {
+    /// Seq of the metadata record, and the window that applied it.
+    pub seq: u64,
+    pub window: Option<u64>,
+    /// The artifact's runtime state before the event.
+    pub previous: RuntimeState,
+    /// Pending jobs escalated (as escalated).
+    pub escalated: Vec<RecheckJob>,
+    /// The recheck run started for an artifact that started running with
+    /// findings but no verdict.
+    pub recheck: Option<RunPlan>,
 }
 
 /// A live query's answer and whether the thing asked about is known at all.
@@ -70,7 +119,22 @@ enum Command {
         query: ImpactQuery,
         reply: oneshot::Sender<Result<QueryAnswer, WriteError>>,
     },
+    Run {
+        request: Box<RunRequest>,
+        dry_run: bool,
+        reply: oneshot::Sender<Result<RunAnswer, WriteError>>,
+    },
+    Runtime {
+        event: RuntimeEvent,
+        reply: oneshot::Sender<Result<RuntimeAnswer, WriteError>>,
+    },
+    /// Fire the cron schedules that are due.
+    Tick,
 }
+
+/// How often the writer ticks the scheduler (cron's resolution is a minute;
+/// a second keeps a fire within a second of its time).
+const SCHEDULER_TICK: Duration = Duration::from_secs(1);
 
 /// What `/readyz` reads: how far the writer has got.
 #[derive(Debug, Default)]
@@ -126,6 +190,21 @@ impl LogWriter {
         let handle = std::thread::Builder::new()
             .name("recheck-log-writer".into())
             .spawn(move || Writer::new(pipeline, policy, thread_status).run(rx))?;
+        // The ticker holds only a weak handle: the writer still stops when
+        // the last real handle is dropped, and the ticker with it.
+        let ticker = tx.downgrade();
+        std::thread::Builder::new()
+            .name("recheck-scheduler-tick".into())
+            .spawn(move || loop {
+                std::thread::sleep(SCHEDULER_TICK);
+                match ticker.upgrade() {
+                    // A full inbox is busy enough; the next tick fires what is due.
+                    Some(tx) => {
+                        let _ = tx.try_send(Command::Tick);
+                    }
+                    None => break,
+                }
+            })?;
         Ok((
             LogWriter {
                 commands: tx,
@@ -165,6 +244,34 @@ impl LogWriter {
             .map_err(|_| WriteError::Stopped)?;
         answer.await.map_err(|_| WriteError::Stopped)?
     }
+
+    /// Plan `request` as of the last closed window and, unless `dry_run`,
+    /// commit the run with its jobs (the outbox) in one transaction.
+    pub async fn run(&self, request: RunRequest, dry_run: bool) -> Result<RunAnswer, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Run {
+                request: Box::new(request),
+                dry_run,
+                reply,
+            })
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        answer.await.map_err(|_| WriteError::Stopped)?
+    }
+}
+
+impl LogWriter {
+    /// Record a runtime event as artifact metadata (applied at once) and
+    /// escalate or recheck as [`runtime`] says.
+    pub async fn runtime(&self, event: RuntimeEvent) -> Result<RuntimeAnswer, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Runtime { event, reply })
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        answer.await.map_err(|_| WriteError::Stopped)?
+    }
 }
 
 struct Writer {
@@ -176,6 +283,8 @@ struct Writer {
     opened_at: Option<Instant>,
     waiting: Vec<oneshot::Sender<u64>>,
     failure: Option<String>,
+    runs: RunPlanner,
+    scheduler: Scheduler,
 }
 
 impl Writer {
@@ -188,6 +297,8 @@ impl Writer {
             opened_at: None,
             waiting: Vec::new(),
             failure: None,
+            runs: RunPlanner::default(),
+            scheduler: Scheduler::default(),
         }
     }
 
@@ -248,6 +359,261 @@ impl Writer {
             Command::Query { query, reply } => {
                 let _ = reply.send(self.query(&query));
             }
+            Command::Run {
+                request,
+                dry_run,
+                reply,
+            } => {
+                let _ = reply.send(self.run_request(&request, dry_run));
+            }
+            Command::Runtime { event, reply } => {
+                let _ = reply.send(self.runtime(&event));
+            }
+            Command::Tick => self.tick(),
+        }
+    }
+
+    fn runtime(&mut self, event: &RuntimeEvent) -> Result<RuntimeAnswer, WriteError> {
+        if let Some(failure) = &self.failure {
+            return Err(WriteError::Failed(failure.clone()));
+        }
+        // The directory is as of the last close: bring it up to everything
+        // appended (an SBOM posted just before the event).
+        if self.open_records > 0 {
+            self.close();
+        }
+        let Some(entry) = self
+            .pipeline
+            .directory()
+            .get(&event.tenant, &event.artifact)
+        else {
+            return Err(WriteError::NotFound(format!("artifact {}", event.artifact)));
+        };
+        let previous = entry.runtime;
+        let record = event.record(&entry.labels);
+        let appended = self.append(vec![record], None, false)?;
+        self.close();
+        if let Some(failure) = &self.failure {
+            return Err(WriteError::Failed(failure.clone()));
+        }
+        let mut answer = RuntimeAnswer {
+            seq: appended.seqs.first().copied().unwrap_or_default(),
+            window: self.pipeline.last_window(),
+            previous,
+            escalated: Vec::new(),
+            recheck: None,
+        };
+        if event.state != RuntimeState::Running || previous == RuntimeState::Running {
+            return Ok(answer);
+        }
+        let now = chrono::Utc::now();
+        let place = match (&event.cluster, &event.namespace) {
+            (Some(c), Some(n)) => format!(" in {c}/{n}"),
+            (Some(c), None) => format!(" in {c}"),
+            (None, Some(n)) => format!(" in namespace {n}"),
+            (None, None) => String::new(),
+        };
+        let reason = format!("artifact started running{place}");
+        let store = self.pipeline.store().clone();
+        let failed = |e: crate::store::StoreError| WriteError::Failed(e.to_string());
+        let jobs = self
+            .pipeline
+            .block_on(store.jobs(&JobFilter {
+                tenant: Some(event.tenant.clone()),
+                artifact: Some(event.artifact.clone()),
+                ..JobFilter::default()
+            }))
+            .map_err(failed)?;
+        for job in &jobs {
+            let Some(escalation) = runtime::escalation(job, now, &reason) else {
+                continue;
+            };
+            let moved = self
+                .pipeline
+                .block_on(store.escalate_job(&job.id, job.state, &escalation))
+                .map_err(failed)?;
+            if moved {
+                answer.escalated.push(RecheckJob {
+                    escalation: Some(escalation),
+                    ..job.clone()
+                });
+            }
+        }
+        let findings = self
+            .query(&ImpactQuery::Artifact {
+                tenant: event.tenant.clone(),
+                artifact: event.artifact.clone(),
+            })?
+            .answer
+            .findings;
+        let affected: Vec<_> = findings
+            .iter()
+            .filter(|f| f.status == FindingStatus::Affected)
+            .collect();
+        if runtime::needs_recheck(affected.len(), &jobs) {
+            let request = RunRequest {
+                tenant: event.tenant.clone(),
+                all_tenants: false,
+                schedule: None,
+                trigger: RunTrigger::Policy,
+                mode: JobKind::Reevaluate,
+                selector: Selector {
+                    digests: vec![event.artifact.clone()],
+                    ..Selector::default()
+                },
+                reason: Some(format!("{reason}: findings without a verdict")),
+                priority: runtime::recheck_priority(
+                    affected.iter().filter_map(|f| f.severity).max(),
+                ),
+                at: now,
+            };
+            let planner = RunPlanner { sla: RUNNING_SLA };
+            let (plan, _) = self
+                .pipeline
+                .start_run(&planner, &request)
+                .map_err(|e| WriteError::Failed(e.to_string()))?;
+            tracing::info!(
+                run = plan.run.id,
+                artifact = event.artifact,
+                "recheck of a newly running artifact"
+            );
+            answer.recheck = Some(plan);
+        }
+        Ok(answer)
+    }
+
+    /// The jobs a window just planned for artifacts that are running are
+    /// escalated at once, as a running artifact's pending jobs are.
+    fn escalate_running(&self, committed: &[Committed]) {
+        let store = self.pipeline.store().clone();
+        let now = chrono::Utc::now();
+        for c in committed {
+            let window = c.closed.deltas.window;
+            let mut artifacts: Vec<(&str, &str)> = c
+                .closed
+                .findings
+                .iter()
+                .map(|(f, _)| (f.tenant.as_str(), f.artifact.as_str()))
+                .collect();
+            artifacts.sort();
+            artifacts.dedup();
+            for (tenant, artifact) in artifacts {
+                let running = self
+                    .pipeline
+                    .directory()
+                    .get(tenant, artifact)
+                    .is_some_and(|e| e.runtime == RuntimeState::Running);
+                if !running {
+                    continue;
+                }
+                let jobs = self.pipeline.block_on(store.jobs(&JobFilter {
+                    tenant: Some(tenant.to_string()),
+                    artifact: Some(artifact.to_string()),
+                    state: Some(crate::model::JobState::Planned),
+                    limit: None,
+                }));
+                let jobs = match jobs {
+                    Ok(jobs) => jobs,
+                    Err(e) => {
+                        tracing::warn!(error = %e, artifact, "cannot read jobs to escalate");
+                        continue;
+                    }
+                };
+                for job in jobs
+                    .iter()
+                    .filter(|j| j.window == window && j.run.is_none())
+                {
+                    let Some(escalation) = runtime::escalation(job, now, "artifact is running")
+                    else {
+                        continue;
+                    };
+                    if let Err(e) =
+                        self.pipeline
+                            .block_on(store.escalate_job(&job.id, job.state, &escalation))
+                    {
+                        tracing::warn!(error = %e, job = job.id, "cannot escalate");
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_request(&self, request: &RunRequest, dry_run: bool) -> Result<RunAnswer, WriteError> {
+        if let Some(failure) = &self.failure {
+            return Err(WriteError::Failed(failure.clone()));
+        }
+        let invalid = |e: &dyn std::fmt::Display| WriteError::Invalid {
+            field: "selector".into(),
+            detail: e.to_string(),
+        };
+        if dry_run {
+            let plan = self
+                .pipeline
+                .plan_run(&self.runs, request)
+                .map_err(|e| invalid(&e))?;
+            let impact = plan
+                .jobs
+                .iter()
+                .map(|j| self.impact_of(&j.tenant, &j.artifact))
+                .collect::<Result<_, _>>()?;
+            return Ok(RunAnswer {
+                plan,
+                outcome: None,
+                impact,
+            });
+        }
+        match self.pipeline.start_run(&self.runs, request) {
+            Ok((plan, outcome)) => {
+                tracing::info!(
+                    run = plan.run.id,
+                    tenant = plan.run.tenant,
+                    jobs = plan.jobs.len(),
+                    "run committed"
+                );
+                Ok(RunAnswer {
+                    plan,
+                    outcome: Some(outcome),
+                    impact: Vec::new(),
+                })
+            }
+            Err(PipelineError::Run(e)) => Err(invalid(&e)),
+            // The log is untouched: a failed run commit does not stop writes.
+            Err(e) => Err(WriteError::Failed(e.to_string())),
+        }
+    }
+
+    fn impact_of(&self, tenant: &str, artifact: &str) -> Result<ArtifactImpact, WriteError> {
+        let answer = self.query(&ImpactQuery::Artifact {
+            tenant: tenant.to_string(),
+            artifact: artifact.to_string(),
+        })?;
+        let suppressed = answer
+            .answer
+            .findings
+            .iter()
+            .filter(|f| f.status == FindingStatus::Suppressed)
+            .count();
+        Ok(ArtifactImpact {
+            tenant: tenant.to_string(),
+            artifact: artifact.to_string(),
+            affected: answer.answer.findings.len() - suppressed,
+            suppressed,
+        })
+    }
+
+    /// Fire due schedules; a failure is logged and retried on the next tick
+    /// (a schedule's fire time commits once, whenever it gets through).
+    fn tick(&self) {
+        if self.failure.is_some() {
+            return;
+        }
+        match self.scheduler.tick(&self.pipeline, chrono::Utc::now()) {
+            Ok(tick) => {
+                for (schedule, why) in &tick.failed {
+                    tracing::warn!(schedule, error = %why, "schedule could not fire");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
         }
     }
 
@@ -307,7 +673,8 @@ impl Writer {
             closed_at: None,
         };
         match self.pipeline.push(&[record]) {
-            Ok(_) => {
+            Ok(committed) => {
+                self.escalate_running(&committed);
                 self.status.update(&self.pipeline);
                 for w in self.waiting.drain(..) {
                     let _ = w.send(window);

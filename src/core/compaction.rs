@@ -82,6 +82,71 @@ fn effect(record: &InputRecord) -> Effect {
 /// Log entries read per page.
 const PAGE: usize = 10_000;
 
+/// Fold the log records from `from` through `through` into `latest`: each
+/// document key's latest record (`None`: removed).
+async fn fold(
+    store: &dyn Store,
+    latest: &mut BTreeMap<String, Option<InputEntry>>,
+    from: u64,
+    through: u64,
+) -> Result<(), StoreError> {
+    let mut next = from;
+    while next <= through {
+        let page = store.read_inputs(next, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        next = last.seq + 1;
+        for input in page.into_iter().filter(|i| i.seq <= through) {
+            match effect(&input.log_entry()?.record) {
+                Effect::Put(key) => {
+                    latest.insert(key, Some(input));
+                }
+                Effect::Delete(keys) => {
+                    for key in keys {
+                        latest.insert(key, None);
+                    }
+                }
+                Effect::None => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The latest record of every live document as of input seq `through` (the
+/// `WindowClosed` of a committed window), in seq order: the snapshot where
+/// it does not pass `through`, then the log after it. What a simulation
+/// starts from (see [`super::whatif`]); reads only.
+pub async fn current_inputs(
+    store: &dyn Store,
+    through: u64,
+) -> Result<Vec<InputEntry>, StoreError> {
+    let mut latest: BTreeMap<String, Option<InputEntry>> = BTreeMap::new();
+    let snapshot = store.input_snapshot().await?.filter(|s| s.seq <= through);
+    if snapshot.is_some() {
+        let mut next = 0;
+        loop {
+            let page = store.read_input_snapshot(next, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            next = last.seq + 1;
+            for input in page {
+                if let Effect::Put(key) = effect(&input.log_entry()?.record) {
+                    latest.insert(key, Some(input));
+                }
+            }
+        }
+    }
+    fold(
+        store,
+        &mut latest,
+        snapshot.map_or(1, |s| s.seq + 1),
+        through,
+    )
+    .await?;
+    let mut out: Vec<InputEntry> = latest.into_values().flatten().collect();
+    out.sort_by_key(|e| e.seq);
+    Ok(out)
+}
+
 /// Move the snapshot up to the last committed window: fold the log records
 /// after the snapshot's seq, through that window's `WindowClosed`, into
 /// per-document puts and deletes. Returns the new head, or the current one
@@ -98,25 +163,7 @@ pub async fn compact(store: &dyn Store) -> Result<Option<SnapshotHead>, StoreErr
     }
     // Latest effect per document key: Some(row) to put, None to delete.
     let mut latest: BTreeMap<String, Option<InputEntry>> = BTreeMap::new();
-    let mut next = base.map_or(1, |b| b + 1);
-    while next <= head.seq {
-        let page = store.read_inputs(next, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        next = last.seq + 1;
-        for input in page.into_iter().filter(|i| i.seq <= head.seq) {
-            match effect(&input.log_entry()?.record) {
-                Effect::Put(key) => {
-                    latest.insert(key, Some(input));
-                }
-                Effect::Delete(keys) => {
-                    for key in keys {
-                        latest.insert(key, None);
-                    }
-                }
-                Effect::None => {}
-            }
-        }
-    }
+    fold(store, &mut latest, base.map_or(1, |b| b + 1), head.seq).await?;
     let mut update = SnapshotUpdate {
         base,
         seq: head.seq,

@@ -77,8 +77,9 @@ pub fn queued_job(job: &RecheckJob) -> Result<QueuedJob> {
         id: job.id.clone(),
         message,
     };
-    let deadline = DateTime::parse_from_rfc3339(&job.sla_deadline)
-        .map_err(|e| bad(format!("SLA deadline {:?}: {e}", job.sla_deadline)))?
+    // An escalated job goes in with its escalation's urgency.
+    let deadline = DateTime::parse_from_rfc3339(job.effective_deadline())
+        .map_err(|e| bad(format!("SLA deadline {:?}: {e}", job.effective_deadline())))?
         .with_timezone(&Utc);
     let mut queued = job.clone();
     queued.state = JobState::Queued;
@@ -88,7 +89,7 @@ pub fn queued_job(job: &RecheckJob) -> Result<QueuedJob> {
         job_id: job.id.clone(),
         attempt: job.attempt + 1,
         tenant: job.tenant.clone(),
-        priority: queue_priority(job.priority),
+        priority: queue_priority(job.effective_priority()),
         deadline,
         payload,
     })

@@ -11,4 +11,6 @@ pub mod pipeline;
 pub mod planner;
 pub mod replay;
 pub mod runs;
+pub mod runtime;
 pub mod schedule;
+pub mod whatif;

@@ -69,10 +69,14 @@ pub struct ReplayReport {
     pub mismatches: Vec<Mismatch>,
 }
 
-/// A job as planned: the state it has reached since is not part of the plan.
+/// A job as planned: the state and attempt it has reached since, and an
+/// escalation (runtime hooks, decided by when they came, not by the log),
+/// are not part of the plan.
 fn as_planned(job: &RecheckJob) -> RecheckJob {
     RecheckJob {
         state: JobState::Planned,
+        attempt: 0,
+        escalation: None,
         ..job.clone()
     }
 }
@@ -96,8 +100,11 @@ pub async fn replay(
         }
     }
     let mut jobs: BTreeMap<u64, Vec<RecheckJob>> = BTreeMap::new();
+    // Runs' jobs are planned from requests and schedules, not from the log.
     for job in store.jobs(&JobFilter::default()).await? {
-        jobs.entry(job.window).or_default().push(as_planned(&job));
+        if job.run.is_none() {
+            jobs.entry(job.window).or_default().push(as_planned(&job));
+        }
     }
     let mut report = ReplayReport::default();
     let mut seen = std::collections::BTreeSet::new();

@@ -21,8 +21,8 @@ use super::directory::{ArtifactDirectory, ArtifactEntry};
 use super::ids;
 use super::record::InputRecord;
 use crate::model::{
-    Advisory, AffectedRange, Artifact, Finding, FindingStatus, MatchReason, Rating, Sbom, Scope,
-    VexProduct, VexStatement, VexStatus,
+    Advisory, AffectedRange, Artifact, Finding, FindingStatus, MatchReason, Rating, RuntimeState,
+    Sbom, Scope, VexProduct, VexStatement, VexStatus,
 };
 use crate::scan::{component_identity, product, statement_order};
 use crate::versions::{CompiledAffected, RangeMatch};
@@ -197,6 +197,9 @@ pub struct Catalog {
     /// Labels from the latest metadata record of each artifact, keys
     /// lower-cased, for selectors.
     labels: HashMap<(String, String), BTreeMap<String, String>>,
+    /// Runtime state from the latest metadata record of each artifact (the
+    /// runtime hooks compare with it to see an artifact start running).
+    runtime: HashMap<(String, String), RuntimeState>,
     /// Every artifact with an SBOM as of the last closed window.
     directory: ArtifactDirectory,
     /// Artifacts whose SBOM or metadata changed in the current window; their
@@ -231,6 +234,7 @@ impl Catalog {
                 self.remove_sbom(tenant, artifact, out);
                 self.put_metadata(ids::artifact_id(tenant, artifact), Vec::new(), out);
                 self.labels.remove(&(tenant.clone(), artifact.clone()));
+                self.runtime.remove(&(tenant.clone(), artifact.clone()));
             }
             InputRecord::ArtifactMetadata {
                 tenant,
@@ -255,6 +259,7 @@ impl Catalog {
                         .map(|(k, v)| (k.to_lowercase(), v.clone()))
                         .collect(),
                 );
+                self.runtime.insert(key.clone(), *runtime);
                 self.touched.insert(key);
             }
             InputRecord::Vex {
@@ -616,6 +621,11 @@ impl Catalog {
             let entry = self.sboms.get(&key).map(|rows| ArtifactEntry {
                 artifact: rows.describes.clone(),
                 labels: self.labels.get(&key).cloned().unwrap_or_default(),
+                runtime: self
+                    .runtime
+                    .get(&key)
+                    .copied()
+                    .unwrap_or(RuntimeState::Unknown),
                 instances: rows.instances.clone(),
             });
             self.directory.put(&key.0, &key.1, entry);

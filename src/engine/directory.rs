@@ -14,7 +14,7 @@ use recheck_dataflows as df;
 
 use super::ids;
 use crate::formats::purl::{normalize_package_name, Purl};
-use crate::model::{Artifact, Selector};
+use crate::model::{Artifact, RuntimeState, Selector};
 
 /// The label the `namespaces` criterion reads.
 pub const NAMESPACE_LABEL: &str = "namespace";
@@ -25,6 +25,8 @@ pub struct ArtifactEntry {
     pub artifact: Artifact,
     /// Keys lower-cased (label keys are case-insensitive).
     pub labels: BTreeMap<String, String>,
+    /// From the latest metadata record (`unknown` without one).
+    pub runtime: RuntimeState,
     /// Shared with the catalog's rows of the SBOM (no copy per artifact).
     pub(crate) instances: Arc<[df::Instance]>,
 }

@@ -146,6 +146,19 @@ pub struct JobTransition {
     pub attempt: u32,
 }
 
+/// A pending job made more urgent after it was planned (its artifact started
+/// running). The planned priority and deadline stay as planned, so a replay
+/// of the log still recomputes them; this overrides them from `at` on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Escalation {
+    pub priority: Priority,
+    /// UTC RFC 3339.
+    pub sla_deadline: String,
+    /// UTC RFC 3339: when it was escalated.
+    pub at: String,
+    pub reason: String,
+}
+
 /// All deltas of one artifact within one window, as one unit of work.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RecheckJob {
@@ -166,6 +179,9 @@ pub struct RecheckJob {
     /// The run that planned this job; `None` for a window's job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// Set when the job was made more urgent while pending (not part of its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
 }
 
 /// What a job id commits to, in this field order.
@@ -206,6 +222,7 @@ impl RecheckJob {
             state: JobState::Planned,
             attempt: 0,
             run: None,
+            escalation: None,
         }
     }
 
@@ -239,7 +256,22 @@ impl RecheckJob {
             state: JobState::Planned,
             attempt: 0,
             run: Some(run.to_string()),
+            escalation: None,
         }
+    }
+
+    /// The priority it is dispatched with: its escalation's, else as planned.
+    pub fn effective_priority(&self) -> Priority {
+        self.escalation
+            .as_ref()
+            .map_or(self.priority, |e| e.priority)
+    }
+
+    /// The deadline it is due by: its escalation's, else as planned.
+    pub fn effective_deadline(&self) -> &str {
+        self.escalation
+            .as_ref()
+            .map_or(&self.sla_deadline, |e| &e.sla_deadline)
     }
 
     /// The id this job's content derives (what stores check on insert).

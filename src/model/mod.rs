@@ -24,7 +24,9 @@ pub use completion::{CompletionEvent, Verdict};
 pub use event::StoredEvent;
 pub use finding::{Finding, FindingStatus, MatchReason};
 pub use impact::{purl_base, ImpactDelta, ImpactFinding};
-pub use job::{Direction, JobKind, JobReason, JobState, JobTransition, Priority, RecheckJob};
+pub use job::{
+    Direction, Escalation, JobKind, JobReason, JobState, JobTransition, Priority, RecheckJob,
+};
 pub use ledger::{link_hash, LedgerEntry, LedgerPayload, LedgerRecord, GENESIS};
 pub use sbom::{Artifact, Component, RuntimeState, Sbom, SbomFormat};
 pub use schedule::{PackageSelector, Run, RunState, RunTrigger, Schedule, Selector, SelectorError};

@@ -22,12 +22,14 @@ use redb::{
 };
 
 use super::{
-    check_transition, decide, decode, encode, order_jobs, to_i64, CommitOutcome, CursorMove,
-    Decision, ImpactQuery, InputEntry, JobFilter, NewInput, Result, RunCommit, RunOutcome,
-    SnapshotHead, SnapshotUpdate, SourceOffset, Store, StoreError, StoreErrorKind, WindowCommit,
+    check_pending, check_transition, decide, decode, encode, order_jobs, to_i64, CommitOutcome,
+    CursorMove, Decision, ImpactQuery, InputEntry, JobFilter, NewInput, Result, RunCommit,
+    RunOutcome, SnapshotHead, SnapshotUpdate, SourceOffset, Store, StoreError, StoreErrorKind,
+    WindowCommit,
 };
 use crate::model::{
-    ImpactFinding, JobTransition, LedgerEntry, LedgerRecord, RecheckJob, Run, Schedule, StoredEvent,
+    Escalation, ImpactFinding, JobState, JobTransition, LedgerEntry, LedgerRecord, RecheckJob, Run,
+    Schedule, StoredEvent,
 };
 
 /// (tenant, kind, sha256, canonical JSON) of one input record.
@@ -517,6 +519,33 @@ impl Store for EmbeddedStore {
 
     async fn job_history(&self, id: &str) -> Result<Vec<JobTransition>> {
         Ok(self.get_doc(JOB_HISTORY, id)?.unwrap_or_default())
+    }
+
+    async fn escalate_job(
+        &self,
+        id: &str,
+        from: JobState,
+        escalation: &Escalation,
+    ) -> Result<bool> {
+        check_pending(from)?;
+        self.write(|tx| {
+            let mut jobs = tx.open_table(JOBS).map_err(be)?;
+            let mut job: RecheckJob = match jobs.get(id).map_err(be)? {
+                Some(v) => decode(format_args!("job {id}"), v.value())?,
+                None => {
+                    return Err(StoreError::new(
+                        StoreErrorKind::NotFound,
+                        format!("job {id}"),
+                    ))
+                }
+            };
+            if job.state != from {
+                return Ok(false);
+            }
+            job.escalation = Some(escalation.clone());
+            jobs.insert(id, encode(&job)?.as_slice()).map_err(be)?;
+            Ok(true)
+        })
     }
 
     async fn impact(&self, query: &ImpactQuery) -> Result<Vec<ImpactFinding>> {

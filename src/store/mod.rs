@@ -36,8 +36,8 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::record::{InputRecord, LogEntry};
 use crate::model::{
-    ImpactDelta, ImpactFinding, JobState, JobTransition, LedgerEntry, LedgerPayload, LedgerRecord,
-    RecheckJob, Run, Schedule, Scope, StoredEvent,
+    Escalation, ImpactDelta, ImpactFinding, JobState, JobTransition, LedgerEntry, LedgerPayload,
+    LedgerRecord, RecheckJob, Run, Schedule, Scope, StoredEvent,
 };
 
 /// What went wrong, for callers that branch on it.
@@ -484,6 +484,17 @@ pub(crate) fn decide(
     Ok(Decision::Append { entry, payload })
 }
 
+/// Only work not yet started is escalated.
+pub(crate) fn check_pending(from: JobState) -> Result<()> {
+    match from {
+        JobState::Planned | JobState::Queued | JobState::Retrying => Ok(()),
+        other => Err(StoreError::new(
+            StoreErrorKind::Invalid,
+            format!("a {} job cannot be escalated", other.as_str()),
+        )),
+    }
+}
+
 /// Refuse a transition the state machine has no edge for.
 pub(crate) fn check_transition(t: &JobTransition) -> Result<()> {
     if t.from.allows(t.to) {
@@ -614,6 +625,13 @@ pub trait Store: Send + Sync {
     async fn transition_job(&self, id: &str, t: &JobTransition) -> Result<bool>;
     /// The job's recorded transitions, oldest first.
     async fn job_history(&self, id: &str) -> Result<Vec<JobTransition>>;
+    /// Record `escalation` on a job that has not started (planned, queued or
+    /// retrying, as `from` says) if it is still in `from`; its id, planned
+    /// content and state stay. `Ok(false)` when it has moved on, an error
+    /// when it does not exist. (Runtime hooks escalate the pending jobs of an
+    /// artifact that starts running.)
+    async fn escalate_job(&self, id: &str, from: JobState, escalation: &Escalation)
+        -> Result<bool>;
 
     /// The outbox: up to `limit` planned jobs not yet dispatched, by (window, id).
     async fn outbox(&self, limit: usize) -> Result<Vec<RecheckJob>> {

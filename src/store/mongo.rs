@@ -28,12 +28,13 @@ use mongodb::options::IndexOptions;
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 
 use super::{
-    check_transition, decide, to_i64, CommitOutcome, CursorMove, Decision, ImpactQuery, InputEntry,
-    JobFilter, NewInput, Result, RunCommit, RunOutcome, SnapshotHead, SnapshotUpdate, SourceOffset,
-    Store, StoreError, StoreErrorKind, WindowCommit,
+    check_pending, check_transition, decide, to_i64, CommitOutcome, CursorMove, Decision,
+    ImpactQuery, InputEntry, JobFilter, NewInput, Result, RunCommit, RunOutcome, SnapshotHead,
+    SnapshotUpdate, SourceOffset, Store, StoreError, StoreErrorKind, WindowCommit,
 };
 use crate::model::{
-    ImpactFinding, JobTransition, LedgerEntry, LedgerRecord, RecheckJob, Run, Schedule, StoredEvent,
+    Escalation, ImpactFinding, JobState, JobTransition, LedgerEntry, LedgerRecord, RecheckJob, Run,
+    Schedule, StoredEvent,
 };
 
 /// Largest piece of a ledger payload in one document.
@@ -794,6 +795,42 @@ impl Store for MongoStore {
                     "$set": {"state": t.to.as_str(), "attempt": i64::from(t.attempt)},
                     "$push": {"history": record},
                 },
+            )
+            .await
+            .map_err(be)?;
+        if r.matched_count == 1 {
+            return Ok(true);
+        }
+        let exists = self
+            .coll("jobs")
+            .find_one(doc! {"_id": id})
+            .projection(doc! {"_id": 1})
+            .await
+            .map_err(be)?
+            .is_some();
+        if exists {
+            Ok(false)
+        } else {
+            Err(StoreError::new(
+                StoreErrorKind::NotFound,
+                format!("job {id}"),
+            ))
+        }
+    }
+
+    async fn escalate_job(
+        &self,
+        id: &str,
+        from: JobState,
+        escalation: &Escalation,
+    ) -> Result<bool> {
+        check_pending(from)?;
+        let escalation = to_doc(escalation)?;
+        let r = self
+            .coll("jobs")
+            .update_one(
+                doc! {"_id": id, "state": from.as_str()},
+                doc! {"$set": {"escalation": escalation}},
             )
             .await
             .map_err(be)?;

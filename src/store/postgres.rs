@@ -17,13 +17,13 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use super::{
-    check_transition, decide, decode, encode, to_i64, CommitOutcome, CursorMove, Decision,
-    ImpactQuery, InputEntry, JobFilter, NewInput, Result, RunCommit, RunOutcome, SnapshotHead,
-    SnapshotUpdate, SourceOffset, Store, StoreError, StoreErrorKind, WindowCommit,
+    check_pending, check_transition, decide, decode, encode, to_i64, CommitOutcome, CursorMove,
+    Decision, ImpactQuery, InputEntry, JobFilter, NewInput, Result, RunCommit, RunOutcome,
+    SnapshotHead, SnapshotUpdate, SourceOffset, Store, StoreError, StoreErrorKind, WindowCommit,
 };
 use crate::model::{
-    ImpactFinding, JobState, JobTransition, LedgerEntry, LedgerRecord, RecheckJob, Run, Schedule,
-    StoredEvent,
+    Escalation, ImpactFinding, JobState, JobTransition, LedgerEntry, LedgerRecord, RecheckJob, Run,
+    Schedule, StoredEvent,
 };
 
 /// Versioned migrations, applied in order, each once.
@@ -699,6 +699,45 @@ impl Store for PostgresStore {
             "INSERT INTO job_transitions (job_id, n, from_state, to_state, at, attempt) \
              SELECT $1, COALESCE(MAX(n), 0) + 1, $2, $3, $4, $5 FROM job_transitions WHERE job_id = $1",
             &[&id, &t.from.as_str(), &t.to.as_str(), &t.at, &attempt],
+        )
+        .await
+        .map_err(be)?;
+        tx.commit().await.map_err(be)?;
+        Ok(true)
+    }
+
+    async fn escalate_job(
+        &self,
+        id: &str,
+        from: JobState,
+        escalation: &Escalation,
+    ) -> Result<bool> {
+        check_pending(from)?;
+        let mut c = self.client.lock().await;
+        let tx = c.transaction().await.map_err(be)?;
+        let row = tx
+            .query_opt(
+                "SELECT id, doc, state, attempt FROM jobs WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await
+            .map_err(be)?;
+        let Some(row) = row else {
+            tx.rollback().await.map_err(be)?;
+            return Err(StoreError::new(
+                StoreErrorKind::NotFound,
+                format!("job {id}"),
+            ));
+        };
+        let mut job = job_row(&row)?;
+        if job.state != from {
+            tx.rollback().await.map_err(be)?;
+            return Ok(false);
+        }
+        job.escalation = Some(escalation.clone());
+        tx.execute(
+            "UPDATE jobs SET doc = $2 WHERE id = $1",
+            &[&id, &encode(&job)?],
         )
         .await
         .map_err(be)?;

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod engine;
+pub mod serve;
 pub mod stream;
 
 use std::io::Write;
