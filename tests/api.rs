@@ -14,6 +14,8 @@
 //!   called with another tenant's key and the first tenant's ids, and must
 //!   neither show nor change that tenant's data. An operation without a
 //!   probe fails the test, so a new route must say how it isolates;
+//! - a policy-triggered recheck (dry run, then for real) of the real data:
+//!   the run's jobs complete and their signed events arrive on the stream;
 //! - the jobs run inside `recheck serve`: they complete, their signed events
 //!   arrive on the SSE stream (live and resumed) and verify with `recheck
 //!   verify` and the key the server printed; `/explain` names the matched
@@ -510,6 +512,70 @@ fn real_data_ingested_over_http_has_the_impact_scan_computes() {
         explained["trace"].as_array().map(Vec::len),
         Some(of_artifact)
     );
+
+    // A policy-triggered recheck of every artifact, as a dry run and then for
+    // real: the real run's jobs are for the dry run's artifacts, they run to
+    // completion in the server, and their signed events (each naming its
+    // job) arrive on the stream opened before the ingest.
+    let body = json!({"selector": {"all": true}, "reason": "policy change", "mode": "reevaluate", "dryRun": true});
+    let dry = server.post("/api/v1/runs", ACME_ADMIN, body.to_string().as_bytes());
+    assert_eq!(dry.status, 200, "{}", dry.body);
+    let field_of_jobs = |run: &Value, field: &str| -> BTreeSet<String> {
+        run["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .map(|j| j[field].as_str().expect("a string").to_string())
+            .collect()
+    };
+    let dry_artifacts = field_of_jobs(&dry.json(), "artifact");
+    assert_eq!(
+        dry_artifacts,
+        artifacts.iter().cloned().collect::<BTreeSet<_>>()
+    );
+    let mut real_body = body.clone();
+    real_body["dryRun"] = json!(false);
+    let real = server.post("/api/v1/runs", ACME_ADMIN, real_body.to_string().as_bytes());
+    assert_eq!(real.status, 201, "{}", real.body);
+    let real = real.json();
+    assert_eq!(field_of_jobs(&real, "artifact"), dry_artifacts);
+    let run_jobs = field_of_jobs(&real, "id");
+    let mut run_events = BTreeMap::new();
+    while run_events.len() < run_jobs.len() {
+        let e = live
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} of the run's {} completion events streamed",
+                    run_events.len(),
+                    run_jobs.len()
+                )
+            });
+        let job = e.data["job"].as_str().expect("job").to_string();
+        if run_jobs.contains(&job) {
+            assert!(
+                run_events.insert(job, e).is_none(),
+                "an event streamed twice"
+            );
+        }
+    }
+    for (job, e) in &run_events {
+        let stored = server
+            .get(&format!("/api/v1/jobs/{job}"), ACME_READER)
+            .json();
+        assert_eq!(stored["state"], "succeeded", "{stored}");
+        assert_eq!(stored["run"], real["run"]["id"], "{stored}");
+        let envelope =
+            recheck::attest::dsse::Envelope::from_json(e.data["envelope"].to_string().as_bytes())
+                .expect("an envelope");
+        let key = recheck::attest::keys::PublicKey::from_pem(
+            &std::fs::read_to_string(&public_key).expect("public key"),
+        )
+        .expect("PEM");
+        let signed =
+            recheck::attest::statement::verify_completion(&envelope, &[key]).expect("valid");
+        assert_eq!(&signed.job_id, job);
+    }
 
     let ready = server.call("GET", "/readyz", None, None, &[]);
     assert_eq!(ready.status, 200, "{}", ready.body);
