@@ -54,6 +54,8 @@ const TENANT: &str = "bench";
 const PAYMENTS_SBOM: &str = include_str!("../../samples/sboms/payments-api.cdx.json");
 /// An advisory of the payments-api components (urllib3 1.25.7).
 const SHARED_ADVISORY: &str = "CVE-2020-7212";
+/// The query mix, round-robin by request index.
+const QUERY_KINDS: [&str; 4] = ["by_advisory", "by_artifact", "by_purl", "jobs_of_artifact"];
 /// No answer may take longer than this; the run fails instead of hanging.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the end-to-end phase waits for one job to be planned.
@@ -238,7 +240,10 @@ fn advisory(k: usize, i: usize) -> (String, Vec<u8>) {
 
 /// Latency and throughput of one phase.
 struct Phase {
+    /// Sorted.
     latencies: Vec<Duration>,
+    /// Each successful request's index and latency, in index order.
+    by_request: Vec<(usize, Duration)>,
     elapsed: Duration,
     errors: usize,
     first_error: Option<String>,
@@ -277,7 +282,9 @@ fn load(
                     let (method, path, body) = request(i);
                     let t = Instant::now();
                     match server.call(method, &path, body.as_deref()) {
-                        Ok((status, _)) if expect.contains(&status) => latencies.push(t.elapsed()),
+                        Ok((status, _)) if expect.contains(&status) => {
+                            latencies.push((i, t.elapsed()))
+                        }
                         Ok((status, text)) => {
                             errors += 1;
                             first_error.get_or_insert(format!("{method} {path}: {status} {text}"));
@@ -294,13 +301,14 @@ fn load(
         .collect();
     let mut phase = Phase {
         latencies: Vec::with_capacity(count),
+        by_request: Vec::with_capacity(count),
         elapsed: Duration::ZERO,
         errors: 0,
         first_error: None,
     };
     for h in handles {
         if let Ok((latencies, errors, first)) = h.join() {
-            phase.latencies.extend(latencies);
+            phase.by_request.extend(latencies);
             phase.errors += errors;
             if phase.first_error.is_none() {
                 phase.first_error = first;
@@ -310,6 +318,8 @@ fn load(
         }
     }
     phase.elapsed = start.elapsed();
+    phase.by_request.sort();
+    phase.latencies = phase.by_request.iter().map(|(_, d)| *d).collect();
     phase.latencies.sort();
     phase
 }
@@ -467,7 +477,7 @@ fn run_in(
         &[200],
         Arc::new(move |i| {
             let a = (i * 7919) % artifacts;
-            let path = match i % 4 {
+            let path = match i % QUERY_KINDS.len() {
                 0 => format!("/api/v1/impact/advisories/{SHARED_ADVISORY}?limit=100"),
                 1 => format!("/api/v1/impact/artifacts?artifact={}", enc(&digest_of(a))),
                 2 => format!(
@@ -481,6 +491,24 @@ fn run_in(
     );
     check("query", &query)?;
     latency_measurements("api.query", &query, &mut measurements);
+    for (k, kind) in QUERY_KINDS.iter().enumerate() {
+        let mut of_kind: Vec<Duration> = query
+            .by_request
+            .iter()
+            .filter(|(i, _)| i % QUERY_KINDS.len() == k)
+            .map(|(_, d)| *d)
+            .collect();
+        of_kind.sort();
+        for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
+            measurements.push(measurement(
+                &format!("api.query.{kind}.latency.{label}"),
+                ms(percentile(&of_kind, p)),
+                "ms",
+                None,
+                false,
+            ));
+        }
+    }
 
     progress(&format!(
         "end to end: {} new advisories, one at a time",
