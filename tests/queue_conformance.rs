@@ -666,6 +666,45 @@ async fn bench_drains_every_job(backend: &str) {
     );
 }
 
+/// The backlog the queue gauges sample: ready jobs per tenant and class
+/// (leased ones not counted), and the oldest job's enqueue time.
+async fn backlog_by_tenant_and_class(backend: &str) {
+    let Some(q) = open(backend, "backlog", long_lease).await else {
+        return;
+    };
+    assert!(q.backlog().await.unwrap().iter().all(|b| b.ready == [0; 3]));
+    let before = Utc::now() - chrono::TimeDelta::seconds(2);
+    enqueue_all(
+        q.as_ref(),
+        [
+            job(1, "acme", Priority::Emergency, at(1)),
+            job(2, "acme", Priority::Normal, at(2)),
+            job(3, "acme", Priority::Normal, at(3)),
+            job(4, "globex", Priority::High, at(4)),
+        ],
+    )
+    .await;
+    let after = Utc::now() + chrono::TimeDelta::seconds(2);
+    let backlog = q.backlog().await.unwrap();
+    let by: BTreeMap<&str, &queue::Backlog> =
+        backlog.iter().map(|b| (b.tenant.as_str(), b)).collect();
+    assert_eq!(by.len(), 2, "{backlog:?}");
+    assert_eq!(by["acme"].ready, [1, 0, 2]);
+    assert_eq!(by["globex"].ready, [0, 1, 0]);
+    for b in &backlog {
+        let oldest = b.oldest.expect("an enqueue time");
+        assert!(before <= oldest && oldest <= after, "{b:?}");
+    }
+    // A leased job is no longer ready, but still the tenant's oldest.
+    let leased = lease_until(q.as_ref(), "c", 1, Duration::from_secs(10)).await;
+    assert_eq!(leased.len(), 1);
+    let backlog = q.backlog().await.unwrap();
+    let ready: u64 = backlog.iter().flat_map(|b| b.ready).sum();
+    assert_eq!(ready, 3, "{backlog:?}");
+    assert!(backlog.iter().all(|b| b.oldest.is_some()));
+    q.purge().await.unwrap();
+}
+
 macro_rules! conformance {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -699,6 +738,7 @@ macro_rules! suite {
                 tenant_rate_limit,
                 workers_share_one_queue,
                 bench_drains_every_job,
+                backlog_by_tenant_and_class,
             );
         )*
     };

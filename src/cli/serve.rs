@@ -85,6 +85,7 @@ pub fn serve(
         .build()
         .context("starting the async runtime")?;
     let auth = Authenticator::new(&config)?;
+    recheck::metrics::get().preregister("serve", config.tenants.iter().map(String::as_str));
     let store = runtime
         .block_on(recheck::store::open(&args.store))
         .with_context(|| format!("opening store {}", args.store))?;

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::{
-    DeadLetter, Delivery, Depth, Enqueued, ErrorKind, LeaseToken, Priority, Queue, QueueError,
-    QueueOptions, QueuedJob, RoundRobin,
+    Backlog, DeadLetter, Delivery, Depth, Enqueued, ErrorKind, LeaseToken, Priority, Queue,
+    QueueError, QueueOptions, QueuedJob, RoundRobin,
 };
 
 pub struct MemoryQueue {
@@ -44,6 +44,7 @@ struct State {
 struct Entry {
     job: QueuedJob,
     deliveries: u32,
+    enqueued: DateTime<Utc>,
 }
 
 #[derive(Default)]
@@ -111,6 +112,9 @@ impl MemoryQueue {
             let full = |used: u64, limit: Option<u32>| limit.is_some_and(|l| used >= u64::from(l));
             if full(tq.leased, limit.concurrency) || full(tq.recent.len() as u64, limit.per_second)
             {
+                if !tq.ready.is_empty() {
+                    crate::metrics::get().throttled(tenant);
+                }
                 return None;
             }
             let Reverse((_, _, id)) = tq.ready.pop()?;
@@ -119,6 +123,7 @@ impl MemoryQueue {
             };
             if e.deliveries >= self.options.max_deliver {
                 let reason = max_deliver_reason(e.deliveries, self.options.max_deliver);
+                crate::metrics::get().max_deliver_dead_lettered(&e.job.tenant);
                 st.bury(id, reason);
                 continue;
             }
@@ -225,7 +230,14 @@ impl State {
         let id = self.next_id;
         self.next_id += 1;
         self.tenants.entry(job.tenant.clone()).or_default();
-        self.entries.insert(id, Entry { job, deliveries: 0 });
+        self.entries.insert(
+            id,
+            Entry {
+                job,
+                deliveries: 0,
+                enqueued: Utc::now(),
+            },
+        );
         self.make_ready(id);
     }
 }
@@ -352,6 +364,35 @@ impl Queue for MemoryQueue {
                 dead_lettered: tq.dead,
             })
             .unwrap_or_default())
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, QueueError> {
+        let st = self.state();
+        let mut out: BTreeMap<&str, Backlog> = BTreeMap::new();
+        for (name, tq) in &st.tenants {
+            let mut b = Backlog {
+                tenant: name.clone(),
+                ready: [0; 3],
+                oldest: None,
+            };
+            for Reverse((_, priority, id)) in &tq.ready {
+                let live = st.entries.contains_key(id) && !st.leases.contains_key(id);
+                if let Some(i) = Priority::ALL
+                    .iter()
+                    .position(|p| p == priority)
+                    .filter(|_| live)
+                {
+                    b.ready[i] += 1;
+                }
+            }
+            out.insert(name, b);
+        }
+        for e in st.entries.values() {
+            if let Some(b) = out.get_mut(e.job.tenant.as_str()) {
+                b.oldest = Some(b.oldest.map_or(e.enqueued, |o| o.min(e.enqueued)));
+            }
+        }
+        Ok(out.into_values().collect())
     }
 
     async fn purge(&self) -> Result<(), QueueError> {

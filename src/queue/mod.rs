@@ -180,6 +180,20 @@ pub struct Depth {
     pub dead_lettered: u64,
 }
 
+/// What one tenant has in the queue, for the queue gauges of
+/// [`crate::metrics`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backlog {
+    pub tenant: String,
+    /// Jobs ready to be leased now, by class in [`Priority::ALL`] order
+    /// (leased jobs and retries waiting out a `nak` delay are not ready).
+    pub ready: [u64; 3],
+    /// When the oldest job the queue holds for the tenant (ready, delayed
+    /// or leased) entered it; a retry re-added after its delay counts from
+    /// then on the Redis backend, from its first enqueue on the others.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
 /// How much of the workers one tenant may hold; `None` = unlimited. A
 /// tenant at a limit is skipped by `lease` (others are not held up).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -304,6 +318,10 @@ pub trait Queue: Send + Sync {
     async fn replay_dead_letter(&self, id: &str) -> Result<(), QueueError>;
 
     async fn depth(&self, tenant: &str) -> Result<Depth, QueueError>;
+
+    /// Every tenant the queue holds jobs for, with what is waiting (sorted
+    /// by tenant). A tenant with nothing left may still be listed, at zero.
+    async fn backlog(&self) -> Result<Vec<Backlog>, QueueError>;
 
     /// Drop every job, lease, dead letter and de-dup record this queue holds
     /// on its server (tests, and operators starting over). The queue stays

@@ -38,8 +38,9 @@ use tokio::sync::Mutex;
 
 use super::memory::max_deliver_reason;
 use super::{
-    format_deadline, parse_deadline, tenant_key, DeadLetter, Delivery, Depth, Enqueued, ErrorKind,
-    LeaseToken, Priority, Queue, QueueError, QueueOptions, QueuedJob, RoundRobin, TenantLimit,
+    format_deadline, parse_deadline, tenant_key, Backlog, DeadLetter, Delivery, Depth, Enqueued,
+    ErrorKind, LeaseToken, Priority, Queue, QueueError, QueueOptions, QueuedJob, RoundRobin,
+    TenantLimit,
 };
 
 const H_JOB_ID: &str = "Recheck-Job-Id";
@@ -475,6 +476,7 @@ impl NatsQueue {
                 let token = TokenParts::encode(seq, deliveries, t, &reply);
                 if deliveries > self.options.max_deliver {
                     let max = self.options.max_deliver;
+                    crate::metrics::get().max_deliver_dead_lettered(&job.tenant);
                     self.bury(
                         s,
                         seq,
@@ -678,6 +680,56 @@ impl Queue for NatsQueue {
             leased,
             dead_lettered,
         })
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, QueueError> {
+        let s = self.streams().await?;
+        let p = self.p().to_string();
+        // Subjects name tenants by key only: the tenant's name comes from
+        // the headers of its oldest message, which also dates it.
+        let mut by_key: BTreeMap<String, Backlog> = BTreeMap::new();
+        for (subject, n) in Self::subject_counts(&s.jobs, &format!("{p}.job.>")).await? {
+            let mut parts = subject.rsplit('.');
+            let (Some(class), Some(t)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let Some(i) = Priority::ALL.iter().position(|c| c.as_str() == class) else {
+                continue;
+            };
+            let in_flight = match s
+                .jobs
+                .consumer_info(self.consumer_name(t, Priority::ALL[i]))
+                .await
+            {
+                Ok(info) => info.num_ack_pending as u64,
+                Err(_) => 0,
+            };
+            let first = match s.jobs.get_first_raw_message_by_subject(&subject, 1).await {
+                Ok(m) => m,
+                // Acked between the count and the read.
+                Err(_) => continue,
+            };
+            let Ok(tenant) = header(&first.headers, H_TENANT) else {
+                continue;
+            };
+            let at = chrono::DateTime::from_timestamp(
+                first.time.unix_timestamp(),
+                first.time.nanosecond(),
+            );
+            let b = by_key.entry(t.to_string()).or_insert_with(|| Backlog {
+                tenant: tenant.to_string(),
+                ready: [0; 3],
+                oldest: None,
+            });
+            b.ready[i] += n.saturating_sub(in_flight);
+            b.oldest = match (b.oldest, at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let mut out: Vec<Backlog> = by_key.into_values().collect();
+        out.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        Ok(out)
     }
 
     async fn purge(&self) -> Result<(), QueueError> {
