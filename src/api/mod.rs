@@ -18,6 +18,7 @@ mod idempotency;
 mod impact;
 mod ingest;
 mod jobs;
+mod metrics;
 pub mod problem;
 pub mod writer;
 
@@ -128,13 +129,23 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     operations().split_for_parts().1
 }
 
+/// The router of a process that only reports: `GET /metrics` and
+/// `GET /healthz` (`recheck worker --metrics-listen`).
+pub fn metrics_router() -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(metrics::metrics))
+        .route("/healthz", axum::routing::get(health::healthz))
+}
+
 /// The API's router; `/api/v1/openapi.json` serves the document generated
 /// from the same registrations.
 pub fn router(state: AppState) -> Router {
     let max_body = state.limits.max_body_bytes;
     let (router, doc) = operations().split_for_parts();
+    let ingest = metrics::routes(&doc);
     let doc = Arc::new(doc);
     router
+        .route("/metrics", axum::routing::get(metrics::metrics))
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {
@@ -151,5 +162,9 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            ingest,
+            metrics::record,
+        ))
         .with_state(state)
 }

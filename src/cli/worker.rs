@@ -1,6 +1,7 @@
 //! `recheck worker`: run recheck jobs from a shared queue against a shared
 //! store, as one of many worker processes, until SIGTERM or ctrl-c.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -81,7 +82,14 @@ pub struct WorkerArgs {
     /// Consumer name on the queue (default: worker-<pid>).
     #[arg(long)]
     pub name: Option<String>,
+    /// Serve Prometheus metrics on this address (`GET /metrics`, no
+    /// credential; e.g. 127.0.0.1:9464). Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
+
+/// How often the queue gauges are sampled.
+const QUEUE_SAMPLE: Duration = Duration::from_secs(5);
 
 pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     if store::embedded_path(&args.store).is_some() {
@@ -154,6 +162,20 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         let queue = queue::open(&args.queue, options)
             .await
             .with_context(|| format!("opening the queue {}", args.queue))?;
+        recheck::metrics::get().preregister("worker", []);
+        if let Some(addr) = args.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics-listen {addr}"))?;
+            let local = listener.local_addr().context("reading the bound address")?;
+            eprintln!("metrics on http://{local}/metrics");
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, recheck::api::metrics_router()).await {
+                    tracing::error!(error = %e, "metrics listener stopped");
+                }
+            });
+            tokio::spawn(recheck::metrics::sample_queue(queue.clone(), QUEUE_SAMPLE));
+        }
         let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
         for url in &args.events {
             sinks.push(Arc::from(sink::open(url).await.context("--events")?));
