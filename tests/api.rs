@@ -44,6 +44,10 @@ struct Server {
     base: String,
     dir: tempfile::TempDir,
     agent: ureq::Agent,
+    /// The public key of the server's generated event signing key, as it
+    /// printed it.
+    public_key: Option<PathBuf>,
+    key_id: Option<String>,
 }
 
 struct Reply {
@@ -133,11 +137,12 @@ fn base64_encode(bytes: &[u8]) -> String {
 
 impl Server {
     fn start() -> Server {
-        Server::start_with(4 * 1024 * 1024, |_| {})
+        Server::start_with(4 * 1024 * 1024, |_| {}, &[])
     }
 
-    /// `prepare` may write into the store file before the server opens it.
-    fn start_with(max_body: usize, prepare: impl FnOnce(&Path)) -> Server {
+    /// `prepare` may write into the store file before the server opens it;
+    /// `extra` are more `recheck serve` flags.
+    fn start_with(max_body: usize, prepare: impl FnOnce(&Path), extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let keygen = Command::new(env!("CARGO_BIN_EXE_recheck"))
             .args(["keygen", "--out"])
@@ -149,32 +154,7 @@ impl Server {
         std::fs::write(&config, config_text(dir.path(), max_body)).expect("write config");
         let store = dir.path().join("store.redb");
         prepare(&store);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_recheck"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--store"])
-            .arg(&store)
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start recheck serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
-        let base = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(base) => base,
-            Err(e) => {
-                let _ = child.kill();
-                panic!("recheck serve did not announce its address: {e}");
-            }
-        };
+        let (child, base, public_key, key_id) = Server::spawn(dir.path(), extra);
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(120)))
@@ -185,7 +165,63 @@ impl Server {
             base,
             dir,
             agent,
+            public_key,
+            key_id,
         }
+    }
+
+    /// `recheck serve` on the store and config in `dir`: the process, its
+    /// base URL, and the public key file and key id it printed.
+    fn spawn(dir: &Path, extra: &[&str]) -> (Child, String, Option<PathBuf>, Option<String>) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_recheck"));
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        if !extra.contains(&"--store") {
+            command.arg("--store").arg(dir.join("store.redb"));
+        }
+        let mut child = command
+            .arg("--config")
+            .arg(dir.join("serve.toml"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start recheck serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut public_key, mut key_id) = (None, None);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(path) = line.strip_prefix("public key: ") {
+                    public_key = Some(PathBuf::from(path));
+                }
+                if let Some(id) = line.strip_prefix("signing key id: ") {
+                    key_id = Some(id.to_string());
+                }
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send((addr.to_string(), public_key.take(), key_id.take()));
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok((base, public_key, key_id)) => (child, base, public_key, key_id),
+            Err(e) => {
+                let _ = child.kill();
+                panic!("recheck serve did not announce its address: {e}");
+            }
+        }
+    }
+
+    /// Kill the server (SIGKILL: nothing is shut down in order) and start
+    /// it again on the same store with `extra` flags.
+    fn restart(&mut self, extra: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base, public_key, key_id) = Server::spawn(self.dir.path(), extra);
+        self.child = child;
+        self.base = base;
+        self.public_key = public_key;
+        self.key_id = key_id;
     }
 
     fn call(
@@ -301,6 +337,144 @@ impl Server {
     fn log_seq(&self) -> u64 {
         let r = self.call("GET", "/readyz", None, None, &[]);
         r.json()["log_seq"].as_u64().expect("log_seq")
+    }
+}
+
+/// One Server-Sent Event: id, event name (the kind) and JSON data.
+#[derive(Debug, Clone)]
+struct SseEvent {
+    id: String,
+    kind: String,
+    data: Value,
+}
+
+/// Parses SSE lines; `on` gets each event; false from it stops reading.
+fn read_sse(lines: impl Iterator<Item = String>, mut on: impl FnMut(SseEvent) -> bool) {
+    let (mut id, mut kind, mut data) = (String::new(), String::new(), String::new());
+    for line in lines {
+        if line.is_empty() {
+            if !data.is_empty() {
+                let event = SseEvent {
+                    id: std::mem::take(&mut id),
+                    kind: std::mem::take(&mut kind),
+                    data: serde_json::from_str(&data).expect("SSE data is JSON"),
+                };
+                data.clear();
+                if !on(event) {
+                    return;
+                }
+            }
+        } else if let Some(v) = line.strip_prefix("id:") {
+            id = v.trim_start().to_string();
+        } else if let Some(v) = line.strip_prefix("event:") {
+            kind = v.trim_start().to_string();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push_str(v.trim_start());
+        }
+    }
+}
+
+impl Server {
+    /// The stored events of `/events/stream?{query}&follow=false`.
+    fn stream_once(&self, query: &str, key: &str, headers: &[(&str, &str)]) -> Vec<SseEvent> {
+        let r = self.call(
+            "GET",
+            &format!("/api/v1/events/stream?follow=false&{query}"),
+            Some(key),
+            None,
+            headers,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            r.content_type.starts_with("text/event-stream"),
+            "{}",
+            r.content_type
+        );
+        let mut out = Vec::new();
+        read_sse(r.body.lines().map(String::from), |e| {
+            out.push(e);
+            true
+        });
+        out
+    }
+
+    /// A live `/events/stream` read on a thread: its events arrive on the
+    /// receiver as they come.
+    fn stream_live(&self, key: &str) -> mpsc::Receiver<SseEvent> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("{}/api/v1/events/stream", self.base);
+        let auth = format!("Bearer {key}");
+        let (tx, rx) = mpsc::channel();
+        let (opened, open) = mpsc::channel();
+        std::thread::spawn(move || {
+            let response = agent.get(&url).header("Authorization", &auth).call();
+            let response = match response {
+                Ok(r) if r.status() == 200 => {
+                    let _ = opened.send(true);
+                    r
+                }
+                _ => {
+                    let _ = opened.send(false);
+                    return;
+                }
+            };
+            let lines = BufReader::new(response.into_body().into_reader())
+                .lines()
+                .map_while(Result::ok);
+            read_sse(lines, |e| tx.send(e).is_ok());
+        });
+        assert_eq!(
+            open.recv_timeout(Duration::from_secs(60)),
+            Ok(true),
+            "the event stream did not open"
+        );
+        rx
+    }
+
+    /// Waits until no job of the caller is waiting or running; returns them.
+    fn settle(&self, key: &str) -> Vec<Value> {
+        let started = std::time::Instant::now();
+        loop {
+            let jobs = self.all_pages("/api/v1/jobs", key);
+            let open: Vec<&Value> = jobs
+                .iter()
+                .filter(|j| {
+                    !["succeeded", "dead_lettered", "cancelled", "superseded"]
+                        .contains(&j["state"].as_str().unwrap_or(""))
+                })
+                .collect();
+            if open.is_empty() {
+                return jobs;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(180),
+                "jobs still open after 180 s: {open:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// The explain trace's words for a finding's match reason (as `recheck
+/// scan` prints it in JSON).
+fn matched_text(reason: &Value) -> String {
+    match reason["via"].as_str() {
+        Some("range") => {
+            let head = format!(
+                "range {} of entry {}: introduced {}",
+                reason["range"],
+                reason["entry"],
+                reason["introduced"].as_str().expect("introduced")
+            );
+            match reason["until"].as_str() {
+                Some(until) => format!("{head}, {until}"),
+                None => head,
+            }
+        }
+        _ => format!("versions[] of entry {}", reason["entry"]),
     }
 }
 
@@ -482,6 +656,8 @@ fn real_data_ingested_over_http_has_the_impact_scan_computes() {
         "the data must produce affected and suppressed findings"
     );
     let server = Server::start();
+    // Opened before anything is ingested: what arrives on it is live.
+    let live = server.stream_live(ACME_READER);
     let artifacts = ingest(&server, &data, ACME_ADMIN);
 
     // By artifact: every finding, exactly.
@@ -573,8 +749,10 @@ fn real_data_ingested_over_http_has_the_impact_scan_computes() {
         .json();
     assert_eq!(last["items"], json!([]));
 
-    // One planned job per artifact with findings, all of this tenant.
-    let jobs = server.all_pages("/api/v1/jobs", ACME_READER);
+    // One job per artifact with findings, all of this tenant, run by the
+    // server's own workers: the latest job of each artifact succeeds, older
+    // ones succeed too or are superseded.
+    let jobs = server.settle(ACME_READER);
     let job_artifacts: BTreeSet<&str> = jobs
         .iter()
         .map(|j| j["artifact"].as_str().expect("artifact"))
@@ -593,11 +771,168 @@ fn real_data_ingested_over_http_has_the_impact_scan_computes() {
             .json(),
         *one
     );
-    let planned = server.all_pages("/api/v1/jobs?state=planned", ACME_READER);
-    assert_eq!(planned.len(), jobs.len());
+    let mut latest: BTreeMap<&str, &Value> = BTreeMap::new();
+    for j in &jobs {
+        let artifact = j["artifact"].as_str().expect("artifact");
+        if latest
+            .get(artifact)
+            .is_none_or(|l| l["window"].as_u64() < j["window"].as_u64())
+        {
+            latest.insert(artifact, j);
+        }
+    }
+    for j in latest.values() {
+        assert_eq!(j["state"], "succeeded", "{j}");
+    }
+    assert!(
+        jobs.iter()
+            .all(|j| j["state"] == "succeeded" || j["state"] == "superseded"),
+        "{jobs:?}"
+    );
+    let succeeded: BTreeSet<String> = jobs
+        .iter()
+        .filter(|j| j["state"] == "succeeded")
+        .map(|j| j["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(
+        server
+            .all_pages("/api/v1/jobs?state=succeeded", ACME_READER)
+            .len(),
+        succeeded.len()
+    );
     server
         .get("/api/v1/jobs?state=bogus", ACME_READER)
         .problem(400);
+
+    // Each completion event arrived on the stream opened before the ingest.
+    let mut streamed: BTreeMap<String, SseEvent> = BTreeMap::new();
+    while streamed.len() < succeeded.len() {
+        let e = live
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} of {} completion events streamed",
+                    streamed.len(),
+                    succeeded.len()
+                )
+            });
+        assert_eq!(e.kind, "recheck.job.completed@1");
+        assert_eq!(e.data["id"].as_str(), Some(e.id.as_str()));
+        let job = e.data["job"].as_str().expect("job").to_string();
+        assert!(streamed.insert(job, e).is_none(), "an event streamed twice");
+    }
+    assert_eq!(streamed.keys().cloned().collect::<BTreeSet<_>>(), succeeded);
+    // A client that connects now gets the same events from the store, and
+    // one that resumes (Last-Event-ID or ?after=) only those after its last.
+    let stored = server.stream_once("", ACME_READER, &[]);
+    let ids = |events: &[SseEvent]| events.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&stored).into_iter().collect::<BTreeSet<_>>(),
+        streamed
+            .values()
+            .map(|e| e.id.clone())
+            .collect::<BTreeSet<_>>()
+    );
+    let k = stored.len() / 2;
+    let resumed = server.stream_once("", ACME_READER, &[("Last-Event-ID", &stored[k].id)]);
+    assert_eq!(ids(&resumed), ids(&stored[k + 1..]));
+    let resumed = server.stream_once(&format!("after={}", stored[k].id), ACME_READER, &[]);
+    assert_eq!(ids(&resumed), ids(&stored[k + 1..]));
+    let execution = server.stream_once("kind=execution", ACME_READER, &[]);
+    assert_eq!(execution.len(), succeeded.len());
+    assert!(execution
+        .iter()
+        .all(|e| e.kind == "recheck.job.execution@1"));
+    server
+        .get("/api/v1/events/stream?kind=bogus", ACME_READER)
+        .problem(400);
+
+    // A streamed envelope is the stored one, and `recheck verify` accepts it
+    // with the public key the server printed; it signs this job's result.
+    let (job, event) = streamed.iter().next().expect("an event");
+    let served = server.get(&format!("/api/v1/events/{}", event.id), ACME_READER);
+    assert_eq!(served.status, 200, "{}", served.body);
+    assert_eq!(served.json()["envelope"], event.data["envelope"]);
+    let public_key = server
+        .public_key
+        .clone()
+        .expect("the server printed its public key");
+    let envelope_file = server.dir.path().join("streamed-event.json");
+    std::fs::write(&envelope_file, event.data["envelope"].to_string()).expect("write");
+    let verify = Command::new(env!("CARGO_BIN_EXE_recheck"))
+        .arg("verify")
+        .arg(&envelope_file)
+        .arg("--key")
+        .arg(&public_key)
+        .output()
+        .expect("run recheck verify");
+    assert!(verify.status.success(), "{verify:?}");
+    let key_id = server.key_id.clone().expect("key id printed");
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains(&key_id),
+        "{verify:?}"
+    );
+    let envelope =
+        recheck::attest::dsse::Envelope::from_json(event.data["envelope"].to_string().as_bytes())
+            .expect("an envelope");
+    let key = recheck::attest::keys::PublicKey::from_pem(
+        &std::fs::read_to_string(&public_key).expect("public key"),
+    )
+    .expect("PEM");
+    let signed = recheck::attest::statement::verify_completion(&envelope, &[key]).expect("valid");
+    assert_eq!(&signed.job_id, job);
+    assert_eq!(signed.tenant, ACME);
+
+    // `/explain` of an artifact's job names, for a finding a VEX statement
+    // suppresses, the range event that matched and that statement. (No VEX
+    // document of the shared corpus names a product its SBOMs contain; the
+    // suppression is the bundled sample's statement on the real advisory
+    // PYSEC-2023-74, through its CVE alias, for the real requests 2.28.1.)
+    let suppressed = expected
+        .iter()
+        .find(|f| f["status"] == "suppressed" && f["vex_source"].is_string())
+        .expect("a finding suppressed by a VEX statement");
+    let artifact = suppressed["artifact"].as_str().expect("artifact");
+    let job = latest[artifact]["id"].as_str().expect("id");
+    let explained = server.get(&format!("/api/v1/jobs/{job}/explain"), ACME_READER);
+    assert_eq!(explained.status, 200, "{}", explained.body);
+    let explained = explained.json();
+    assert_eq!(explained["job"], job);
+    assert_eq!(
+        explained["completion_event"].as_str(),
+        Some(streamed[job].id.as_str())
+    );
+    let entry = explained["trace"]
+        .as_array()
+        .expect("trace")
+        .iter()
+        .find(|t| t["advisory"] == suppressed["advisory"] && t["purl"] == suppressed["purl"])
+        .unwrap_or_else(|| panic!("no trace entry for {suppressed}: {explained}"));
+    assert_eq!(
+        entry["matched"],
+        matched_text(&suppressed["reason"]),
+        "{entry}"
+    );
+    assert_eq!(entry["vex"]["status"], suppressed["vex_status"], "{entry}");
+    assert_eq!(entry["vex"]["source"], suppressed["vex_source"], "{entry}");
+    assert_eq!(entry["vex"]["suppressed"], true, "{entry}");
+    assert_eq!(
+        entry["decided_by"],
+        format!(
+            "suppressed by VEX {}",
+            suppressed["vex_source"].as_str().expect("source")
+        )
+    );
+    assert_eq!(entry["verdict"], "pass");
+    // Every finding of the artifact is in the trace, each with its match.
+    let of_artifact = expected
+        .iter()
+        .filter(|f| f["artifact"] == artifact)
+        .count();
+    assert_eq!(
+        explained["trace"].as_array().map(Vec::len),
+        Some(of_artifact)
+    );
 
     let ready = server.call("GET", "/readyz", None, None, &[]);
     assert_eq!(ready.status, 200, "{}", ready.body);
@@ -995,7 +1330,7 @@ fn seed_event(store: &Path) -> String {
 #[test]
 fn tenant_isolation_on_every_operation_of_the_openapi_document() {
     let mut event = String::new();
-    let server = Server::start_with(4 * 1024 * 1024, |store| event = seed_event(store));
+    let server = Server::start_with(4 * 1024 * 1024, |store| event = seed_event(store), &[]);
     let samples = recheck::samples::bundled_dir();
 
     // Acme's data: the samples (advisories global, SBOMs and VEX acme's).
@@ -1039,8 +1374,12 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
         .as_str()
         .expect("advisory")
         .to_string();
-    let jobs = server.all_pages("/api/v1/jobs", ACME_READER);
+    // Acme's jobs run (the server's own workers): its events exist, and its
+    // own stream shows them.
+    let jobs = server.settle(ACME_READER);
     let job = jobs[0]["id"].as_str().expect("job id").to_string();
+    let acme_stream = server.stream_once("", ACME_READER, &[]);
+    assert!(!acme_stream.is_empty(), "acme's completion events");
     let secrets = Secrets {
         artifact: artifact.clone(),
         job: job.clone(),
@@ -1079,7 +1418,9 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
     let mut probed = BTreeSet::new();
     for (method, template, id, _) in operations(&doc) {
         let path_id = match id.as_str() {
-            "get_job" => secrets.job.clone(),
+            "get_job" | "retry_job" | "cancel_job" | "explain_job" | "replay_dead_letter" => {
+                secrets.job.clone()
+            }
             "get_event" => secrets.event.clone(),
             "by_advisory" | "delete_advisory" => advisory.clone(),
             _ => String::new(),
@@ -1101,6 +1442,9 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
                     "document" => secrets.vex_document.clone(),
                     "since_window" => "0".into(),
                     "wait" => "true".into(),
+                    // The stream ends after what is stored (else the probe
+                    // would wait forever).
+                    "follow" => "false".into(),
                     _ => return None,
                 };
                 Some(format!("{name}={}", enc(&value)))
@@ -1116,7 +1460,8 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
             "post_vex" => Some(common::read(&vex_path)),
             "delete_advisory" | "delete_vex" | "delete_artifact" | "by_advisory"
             | "by_artifact" | "by_purl" | "changes" | "list_jobs" | "get_job" | "get_event"
-            | "healthz" | "readyz" => None,
+            | "healthz" | "readyz" | "retry_job" | "cancel_job" | "explain_job"
+            | "list_dead_letters" | "replay_dead_letter" | "stream_events" => None,
             other => {
                 panic!("operation {other} ({method} {template}) has no tenant-isolation probe")
             }
@@ -1145,17 +1490,29 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
             );
         }
         match id.as_str() {
-            "get_job" | "get_event" | "delete_artifact" | "delete_vex" | "by_artifact" => {
+            "get_job" | "get_event" | "delete_artifact" | "delete_vex" | "by_artifact"
+            | "retry_job" | "cancel_job" | "explain_job" | "replay_dead_letter" => {
                 r.problem(404);
             }
-            "by_advisory" | "by_purl" | "list_jobs" | "changes" => {
+            "by_advisory" | "by_purl" | "list_jobs" | "changes" | "list_dead_letters"
+            | "stream_events" => {
                 assert_eq!(r.status, 200, "{}", r.body);
             }
             _ => {}
         }
         probed.insert(id);
     }
-    assert!(probed.len() >= 14, "{probed:?}");
+    assert!(probed.len() >= 20, "{probed:?}");
+    // Resuming globex's stream after one of acme's events: unknown to it.
+    let r = server.get(
+        &format!(
+            "/api/v1/events/stream?follow=false&after={}",
+            acme_stream[0].id
+        ),
+        GLOBEX_ADMIN,
+    );
+    r.problem(400);
+    assert!(!r.body.contains(ACME) && !r.body.contains(&job));
 
     // Acme's data is as it was (globex's own VEX document and SBOM aside).
     let after = server.all_pages(
@@ -1181,4 +1538,509 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
         "acme's VEX document is still there: {}",
         r.body
     );
+}
+
+/// A local executor endpoint that answers 500 until `healthy` is set, then
+/// 200; it counts the requests.
+struct FlakyExecutor {
+    url: String,
+    healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn flaky_executor() -> FlakyExecutor {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/run", listener.local_addr().expect("addr"));
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (h, n) = (healthy.clone(), hits.clone());
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let Ok(mut sock) = sock else { return };
+            let (h, n) = (h.clone(), n.clone());
+            std::thread::spawn(move || {
+                let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
+                // The head, then the body by Content-Length.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let (end, length) = loop {
+                    let got = sock.read(&mut chunk).unwrap_or(0);
+                    if got == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..got]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (i + 4, length);
+                    }
+                };
+                while buf.len() < end + length {
+                    match sock.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(got) => buf.extend_from_slice(&chunk[..got]),
+                    }
+                }
+                n.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = if h.load(Ordering::SeqCst) {
+                    ("200 OK", r#"{"scanner":"test","result":"ok"}"#)
+                } else {
+                    ("500 Internal Server Error", r#"{"error":"scanner down"}"#)
+                };
+                let _ = write!(
+                    sock,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    FlakyExecutor { url, healthy, hits }
+}
+
+/// The bundled samples into `server` as acme's: advisories, VEX, every SBOM
+/// (the last write waits for its window).
+fn ingest_samples(server: &Server) {
+    let samples = recheck::samples::bundled_dir();
+    let advisories: Vec<Value> = common::json_files(&samples.join("advisories"))
+        .iter()
+        .map(|p| serde_json::from_slice(&common::read(p)).expect("JSON"))
+        .collect();
+    let r = server.post(
+        "/api/v1/advisories",
+        ACME_ADMIN,
+        &serde_json::to_vec(&advisories).expect("encode"),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    for p in common::json_files(&samples.join("vex")) {
+        let path = format!("/api/v1/vex?document={}", enc(&p.display().to_string()));
+        let r = server.post(&path, ACME_ADMIN, &common::read(&p));
+        assert_eq!(r.status, 202, "{}: {}", p.display(), r.body);
+    }
+    let sboms = common::json_files(&samples.join("sboms"));
+    for (i, p) in sboms.iter().enumerate() {
+        let wait = if i + 1 == sboms.len() {
+            "?wait=true"
+        } else {
+            ""
+        };
+        let r = server.post(
+            &format!("/api/v1/sboms{wait}"),
+            ACME_ADMIN,
+            &common::read(p),
+        );
+        assert!(
+            r.status == 200 || r.status == 202,
+            "{}: {}",
+            p.display(),
+            r.body
+        );
+    }
+}
+
+fn wait_for_state(server: &Server, job: &str, state: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let j = server
+            .get(&format!("/api/v1/jobs/{job}"), ACME_READER)
+            .json();
+        if j["state"] == state {
+            return j;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "job {job} is still {} (waiting for {state})",
+            j["state"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_dead_lettered_job_is_listed_replayed_over_the_api_and_completes() {
+    use std::sync::atomic::Ordering;
+    let executor = flaky_executor();
+    let server = Server::start_with(
+        4 * 1024 * 1024,
+        |_| {},
+        &[
+            "--executor-url",
+            &executor.url,
+            "--max-attempts",
+            "2",
+            "--backoff-ms",
+            "50",
+            "--max-backoff-ms",
+            "100",
+            "--attempt-budget",
+            "1",
+        ],
+    );
+    ingest_samples(&server);
+    // The executor fails every attempt: each job that runs is dead-lettered
+    // after its second attempt.
+    let jobs = server.settle(ACME_READER);
+    let dead: Vec<&Value> = jobs
+        .iter()
+        .filter(|j| j["state"] == "dead_lettered")
+        .collect();
+    assert!(dead.len() >= 2, "{jobs:?}");
+    assert!(dead.iter().all(|j| j["attempt"] == 2), "{dead:?}");
+    assert!(executor.hits.load(Ordering::SeqCst) >= 2 * dead.len());
+
+    let letters = server.all_pages("/api/v1/dead-letters", ACME_READER);
+    let listed: BTreeSet<&str> = letters
+        .iter()
+        .map(|d| d["id"].as_str().expect("id"))
+        .collect();
+    let want: BTreeSet<&str> = dead.iter().map(|j| j["id"].as_str().expect("id")).collect();
+    assert_eq!(listed, want);
+    for d in &letters {
+        assert_eq!(d["state"], "dead_lettered", "{d}");
+        let reason = d["reason"].as_str().expect("reason");
+        assert!(reason.contains("500"), "{d}");
+        assert!(reason.contains("attempts exhausted"), "{d}");
+    }
+    assert!(server
+        .all_pages("/api/v1/dead-letters", GLOBEX_ADMIN)
+        .is_empty());
+
+    let (first, second) = (
+        dead[0]["id"].as_str().expect("id"),
+        dead[1]["id"].as_str().expect("id"),
+    );
+    // Not completed: nothing to explain; finished: nothing to cancel.
+    server
+        .get(&format!("/api/v1/jobs/{first}/explain"), ACME_READER)
+        .problem(409);
+    server
+        .post(&format!("/api/v1/jobs/{first}/cancel"), ACME_ADMIN, b"")
+        .problem(409);
+    // Reads cannot replay.
+    server
+        .post(
+            &format!("/api/v1/dead-letters/{first}/replay"),
+            ACME_READER,
+            b"",
+        )
+        .problem(403);
+
+    // The scanner is back: replay one dead letter (twice with one
+    // Idempotency-Key: one replay) and retry the other.
+    executor.healthy.store(true, Ordering::SeqCst);
+    let replay = |key: &str| {
+        server.call(
+            "POST",
+            &format!("/api/v1/dead-letters/{first}/replay"),
+            Some(ACME_ADMIN),
+            None,
+            &[("Idempotency-Key", key)],
+        )
+    };
+    let r = replay("replay-1");
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.json()["id"], first);
+    let again = replay("replay-1");
+    assert_eq!(
+        (again.status, again.body.clone()),
+        (r.status, r.body.clone())
+    );
+    let done = wait_for_state(&server, first, "succeeded");
+    assert_eq!(done["attempt"], 3, "{done}");
+    let r = server.post(&format!("/api/v1/jobs/{second}/retry"), ACME_ADMIN, b"");
+    assert_eq!(r.status, 202, "{}", r.body);
+    wait_for_state(&server, second, "succeeded");
+    // A succeeded job is neither retried nor replayed again.
+    server
+        .post(&format!("/api/v1/jobs/{first}/retry"), ACME_ADMIN, b"")
+        .problem(409);
+    server
+        .post(
+            &format!("/api/v1/dead-letters/{first}/replay"),
+            ACME_ADMIN,
+            b"",
+        )
+        .problem(404);
+
+    let left: BTreeSet<String> = server
+        .all_pages("/api/v1/dead-letters", ACME_READER)
+        .iter()
+        .map(|d| d["id"].as_str().expect("id").to_string())
+        .collect();
+    assert!(!left.contains(first) && !left.contains(second), "{left:?}");
+    assert_eq!(left.len(), dead.len() - 2);
+    // The replayed job completed for real: a signed event and an explain
+    // trace of its completion.
+    let explained = server.get(&format!("/api/v1/jobs/{first}/explain"), ACME_READER);
+    assert_eq!(explained.status, 200, "{}", explained.body);
+    let event = explained.json()["completion_event"]
+        .as_str()
+        .expect("completion event")
+        .to_string();
+    let stored = server.get(&format!("/api/v1/events/{event}"), ACME_READER);
+    assert_eq!(stored.status, 200, "{}", stored.body);
+    assert_eq!(stored.json()["job"], first);
+}
+
+#[test]
+fn jobs_are_cancelled_and_retried_a_restart_refills_the_queue_and_sigterm_ends_streams() {
+    // No in-process worker: the jobs wait in the queue, where they can be
+    // cancelled before they run.
+    let mut server = Server::start_with(4 * 1024 * 1024, |_| {}, &["--workers", "0"]);
+    ingest_samples(&server);
+    let started = std::time::Instant::now();
+    let jobs = loop {
+        let jobs = server.all_pages("/api/v1/jobs", ACME_READER);
+        if !jobs.is_empty() && jobs.iter().all(|j| j["state"] == "queued") {
+            break jobs;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the dispatcher did not queue the jobs: {jobs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let id = jobs[0]["id"].as_str().expect("id");
+    let cancel = format!("/api/v1/jobs/{id}/cancel");
+    server.post(&cancel, ACME_READER, b"").problem(403);
+    let r = server.post(&cancel, ACME_ADMIN, b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["state"], "cancelled");
+    server.post(&cancel, ACME_ADMIN, b"").problem(409);
+    // Only dead-lettered or cancelled jobs are retried.
+    let other = jobs[1..]
+        .first()
+        .map(|j| j["id"].as_str().expect("id"))
+        .unwrap_or(id);
+    if other != id {
+        server
+            .post(&format!("/api/v1/jobs/{other}/retry"), ACME_ADMIN, b"")
+            .problem(409);
+    }
+    let r = server.post(&format!("/api/v1/jobs/{id}/retry"), ACME_ADMIN, b"");
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.json()["state"], "queued");
+    // Acme's job is not globex's to cancel; nothing ran yet.
+    server
+        .post(&format!("/api/v1/jobs/{id}/cancel"), GLOBEX_ADMIN, b"")
+        .problem(404);
+    assert!(server.stream_once("", ACME_READER, &[]).is_empty());
+    let key_id = server.key_id.clone().expect("key id");
+
+    // The server dies with its in-process queue; the next one, with
+    // workers, refills the queue from the store and runs every job, the
+    // retried one included, signing with the same key.
+    server.restart(&[]);
+    assert_eq!(server.key_id.as_deref(), Some(key_id.as_str()));
+    let settled = server.settle(ACME_READER);
+    assert_eq!(settled.len(), jobs.len());
+    assert!(
+        settled
+            .iter()
+            .all(|j| j["state"] == "succeeded" || j["state"] == "superseded"),
+        "{settled:?}"
+    );
+    assert_eq!(wait_for_state(&server, id, "succeeded")["attempt"], 1);
+    let streamed: BTreeSet<String> = server
+        .stream_once("", ACME_READER, &[])
+        .iter()
+        .map(|e| e.data["job"].as_str().expect("job").to_string())
+        .collect();
+    assert!(streamed.contains(id), "{streamed:?}");
+
+    // SIGTERM with a stream open: the stream ends and the server exits 0
+    // (an open stream must not hold the graceful shutdown up).
+    let live = server.stream_live(ACME_READER);
+    server.terminate_and_wait();
+    // What it sent before (the stored events) and then its end.
+    let ended = std::time::Instant::now();
+    loop {
+        match live.recv_timeout(Duration::from_secs(30)) {
+            Ok(e) => assert_eq!(e.kind, "recheck.job.completed@1"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the event stream outlived the server"),
+        }
+        assert!(ended.elapsed() < Duration::from_secs(30));
+    }
+}
+
+impl Server {
+    /// SIGTERM, then the exit status within 60 s (must be success).
+    fn terminate_and_wait(&mut self) {
+        let kill = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(kill.success());
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "recheck serve exited with {status}");
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "recheck serve did not stop within 60 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A child process killed on drop.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A PostgreSQL schema of its own, dropped on drop; `None` after a SKIP.
+struct PgSchema {
+    base: String,
+    schema: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl PgSchema {
+    fn new(name: &str) -> Option<PgSchema> {
+        let base = std::env::var("RECHECK_POSTGRES_URI")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        if let Err(e) = runtime.block_on(tokio_postgres::connect(&base, tokio_postgres::NoTls)) {
+            common::skip(&format!(
+                "PostgreSQL not reachable at {base} ({e}): set RECHECK_POSTGRES_URI"
+            ));
+            return None;
+        }
+        Some(PgSchema {
+            base,
+            schema: format!("api_{name}_{}", std::process::id()),
+            runtime,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("{}?schema={}", self.base, self.schema)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let drop_schema = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        self.runtime.block_on(async {
+            if let Ok((client, conn)) =
+                tokio_postgres::connect(&self.base, tokio_postgres::NoTls).await
+            {
+                tokio::spawn(conn);
+                let _ = client.batch_execute(&drop_schema).await;
+            }
+        });
+    }
+}
+
+#[test]
+fn serve_without_workers_leaves_jobs_to_recheck_worker_on_a_shared_store_and_queue() {
+    let Some(pg) = PgSchema::new("shared") else {
+        return;
+    };
+    let redis =
+        std::env::var("RECHECK_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("api_shared_{}", std::process::id());
+    let store = pg.url();
+    let server = Server::start_with(
+        4 * 1024 * 1024,
+        |_| {},
+        &[
+            "--store",
+            &store,
+            "--queue",
+            &redis,
+            "--queue-prefix",
+            &prefix,
+            "--workers",
+            "0",
+        ],
+    );
+    // The stream is open before anything runs; with no worker in the
+    // server it learns of events by reading the store.
+    let live = server.stream_live(ACME_READER);
+    let dir = server.dir.path();
+    let keygen = Command::new(env!("CARGO_BIN_EXE_recheck"))
+        .args(["keygen", "--out"])
+        .arg(dir.join("worker"))
+        .output()
+        .expect("run recheck keygen");
+    assert!(keygen.status.success(), "{keygen:?}");
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "default = \"warn\"\n\n[[rule]]\nname = \"fixable\"\nverdict = \"fail\"\nmin_severity = \"high\"\nfix_available = true\n",
+    )
+    .expect("write policy");
+    let worker = Killed(
+        Command::new(env!("CARGO_BIN_EXE_recheck"))
+            .args(["worker", "--store", &store, "--queue", &redis])
+            .args(["--queue-prefix", &prefix, "--concurrency", "2"])
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--signing-key")
+            .arg(dir.join("worker.key.pem"))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start recheck worker"),
+    );
+    ingest_samples(&server);
+    let jobs = server.settle(ACME_READER);
+    let succeeded: BTreeSet<String> = jobs
+        .iter()
+        .filter(|j| j["state"] == "succeeded")
+        .map(|j| j["id"].as_str().expect("id").to_string())
+        .collect();
+    assert!(!succeeded.is_empty(), "{jobs:?}");
+    let mut streamed = BTreeMap::new();
+    while streamed.len() < succeeded.len() {
+        let e = live
+            .recv_timeout(Duration::from_secs(30))
+            .expect("completion events on the stream");
+        streamed.insert(e.data["job"].as_str().expect("job").to_string(), e);
+    }
+    assert_eq!(streamed.keys().cloned().collect::<BTreeSet<_>>(), succeeded);
+    // Signed by the worker process's key.
+    let event = streamed.values().next().expect("an event");
+    let file = dir.join("shared-event.json");
+    std::fs::write(&file, event.data["envelope"].to_string()).expect("write");
+    let verify = Command::new(env!("CARGO_BIN_EXE_recheck"))
+        .arg("verify")
+        .arg(&file)
+        .arg("--key")
+        .arg(dir.join("worker.pub.pem"))
+        .output()
+        .expect("run recheck verify");
+    assert!(verify.status.success(), "{verify:?}");
+    drop(worker);
+    drop(server);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let options = recheck::queue::QueueOptions {
+            prefix: prefix.clone(),
+            ..recheck::queue::QueueOptions::default()
+        };
+        let queue = recheck::queue::open(&redis, options).await.expect("queue");
+        queue.purge().await.expect("purge");
+    });
 }

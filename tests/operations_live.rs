@@ -4,11 +4,13 @@
 //! (PostgreSQL + NATS JetStream under a prefix of its own) every second,
 //! with `operations/worker-prometheus-rules.yaml` loaded, while a real-data
 //! workload runs: the corpus's OSV advisories and the bundled SBOMs and VEX
-//! through the HTTP API, one refused document, the planned jobs dispatched
-//! to the queue. Three faults are injected: the executor always fails for
-//! the tenant `doomed` (two attempts: a dead letter), a 1 s SLA for the
-//! severities of `acme`'s jobs (breaches), and an event webhook on a closed
-//! port (publish failures).
+//! through the HTTP API, one refused document; serve's dispatcher moves the
+//! planned jobs to the queue (`--workers 0`: the worker process runs them).
+//! Three faults are injected: the executor always fails for
+//! the tenant `doomed` (two attempts: a dead letter), a 1 s SLA for
+//! high-severity jobs met by a scanner that takes 1.5 s for `acme`'s
+//! edge-proxy image (a breach), and an event webhook on a closed port
+//! (publish failures).
 //!
 //! Then every dashboard query, every recording rule's expression and every
 //! alert expression without its threshold comparison runs through
@@ -159,11 +161,18 @@ impl Pg {
     }
 }
 
-/// The executor behind `--executor-url`: answers every job with 200, except
-/// the tenant `doomed`'s, which always get a 503.
+/// The executor behind `--executor-url`: answers every job with 200, the
+/// edge-proxy image's after 1.5 s (past its 1 s SLA), and the tenant
+/// `doomed`'s always with a 503.
 async fn executor() -> String {
     async fn answer(body: axum::body::Bytes) -> (axum::http::StatusCode, String) {
         let job: Value = serde_json::from_slice(&body).unwrap_or_default();
+        if job["job"]["artifact"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("edge-proxy"))
+        {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
         if job["job"]["tenant"] == "doomed" {
             (
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -207,11 +216,20 @@ max_delay_ms = 50
     )
 }
 
-/// Starts `recheck serve` and returns it with its address (from its
+/// Starts `recheck serve` (dispatching to the NATS queue under `prefix`, no
+/// in-process worker) and returns it with its address (from its
 /// `listening on http://ADDR` line).
-fn start_serve(store: &str, config: &Path) -> (Running, SocketAddr) {
+fn start_serve(store: &str, config: &Path, prefix: &str) -> (Running, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_recheck"))
         .args(["serve", "--listen", "127.0.0.1:0", "--store", store])
+        .args([
+            "--queue",
+            &nats_url(),
+            "--queue-prefix",
+            prefix,
+            "--workers",
+            "0",
+        ])
         .arg("--config")
         .arg(config)
         .stdin(Stdio::null())
@@ -434,7 +452,7 @@ async fn every_dashboard_rule_and_alert_query_answers_from_a_live_prometheus() {
     std::fs::write(&key, signing.to_pkcs8_pem().expect("pem").as_bytes()).expect("key");
 
     // serve first: it creates the schema the worker opens.
-    let (mut serve, api) = start_serve(&pg.url, &config);
+    let (mut serve, api) = start_serve(&pg.url, &config, &prefix);
     let executor_url = executor().await;
     let closed_webhook = format!("http://127.0.0.1:{}/events", free_port());
     let worker_metrics = format!("127.0.0.1:{}", free_port());
@@ -567,7 +585,6 @@ scrape_configs:
         Some(EDGE_PROXY_SBOM.as_bytes().to_vec()),
     );
     assert_eq!(status, 200, "{text}");
-    let edge_proxy_closed = Instant::now();
     let (status, text) = call(
         "POST",
         &format!("{base}/api/v1/sboms?wait=true"),
@@ -583,16 +600,7 @@ scrape_configs:
     );
     assert_eq!(status, 200, "{text}");
 
-    // The edge-proxy job's one-second SLA runs out before it is dispatched.
-    tokio::time::sleep(Duration::from_millis(1500).saturating_sub(edge_proxy_closed.elapsed()))
-        .await;
-    // `recheck serve` has no dispatcher of its own yet: move the planned
-    // jobs to the queue from here, as the dispatcher would.
     let store: Arc<dyn Store> = recheck::store::open(&pg.url).await.expect("store");
-    let dispatched = recheck::core::dispatcher::dispatch(store.as_ref(), queue.as_ref())
-        .await
-        .expect("dispatch");
-    assert!(dispatched.enqueued >= 3, "{dispatched:?}");
 
     // Every job ends: succeeded, or dead-lettered for doomed.
     let start = Instant::now();
@@ -655,6 +663,10 @@ scrape_configs:
         ),
         (
             r#"sum(recheck_planner_jobs_planned_total{job="recheck-serve"})"#.into(),
+            jobs.len() as f64,
+        ),
+        (
+            r#"sum(recheck_queue_dispatched_jobs_total{job="recheck-serve"})"#.into(),
             jobs.len() as f64,
         ),
         (

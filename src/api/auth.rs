@@ -220,11 +220,15 @@ pub trait Required {
 }
 
 pub struct RunsRead;
+pub struct RunsWrite;
 pub struct Ingest;
 pub struct Admin;
 
 impl Required for RunsRead {
     const SCOPE: Scope = Scope::RunsRead;
+}
+impl Required for RunsWrite {
+    const SCOPE: Scope = Scope::RunsWrite;
 }
 impl Required for Ingest {
     const SCOPE: Scope = Scope::Ingest;

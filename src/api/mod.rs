@@ -12,11 +12,13 @@
 
 pub mod auth;
 pub mod config;
+pub mod events;
 mod extract;
 mod health;
 mod idempotency;
 mod impact;
 mod ingest;
+mod job_control;
 mod jobs;
 mod metrics;
 pub mod problem;
@@ -32,6 +34,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::queue::Queue;
 use crate::store::Store;
 
 use auth::Authenticator;
@@ -46,6 +49,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub writer: LogWriter,
     pub limits: Limits,
+    /// The queue jobs are retried and replayed into (none: those 503).
+    pub queue: Option<Arc<dyn Queue>>,
+    /// Live events for `/events/stream`.
+    pub events: Arc<events::EventHub>,
     idempotency: Arc<idempotency::Idempotency>,
 }
 
@@ -61,8 +68,20 @@ impl AppState {
             store,
             writer,
             limits,
+            queue: None,
+            events: Arc::new(events::EventHub::default()),
             idempotency: Arc::new(idempotency::Idempotency::default()),
         }
+    }
+
+    pub fn with_queue(mut self, queue: Arc<dyn Queue>) -> AppState {
+        self.queue = Some(queue);
+        self
+    }
+
+    pub fn with_events(mut self, events: Arc<events::EventHub>) -> AppState {
+        self.events = events;
+        self
     }
 }
 
@@ -99,7 +118,7 @@ impl Modify for SecuritySchemes {
     tags(
         (name = "ingest", description = "Documents into the input log (scheduler.ingest; global feed: scheduler.admin)"),
         (name = "impact", description = "Impact sets as of the last closed window (scheduler.runs.read)"),
-        (name = "jobs", description = "Recheck jobs and completion events (scheduler.runs.read)"),
+        (name = "jobs", description = "Recheck jobs, dead letters and completion events (reads: scheduler.runs.read; retry, cancel, replay: scheduler.runs.write)"),
         (name = "health", description = "Probes (no credential)")
     )
 )]
@@ -120,6 +139,12 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::get_event))
+        .routes(routes!(job_control::retry_job))
+        .routes(routes!(job_control::cancel_job))
+        .routes(routes!(job_control::explain_job))
+        .routes(routes!(job_control::list_dead_letters))
+        .routes(routes!(job_control::replay_dead_letter))
+        .routes(routes!(events::stream_events))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }

@@ -81,6 +81,9 @@ pub struct WriterStatus {
     pub closed_seq: AtomicU64,
     pub last_window: AtomicU64,
     pub failed: AtomicBool,
+    /// Woken when a window commits (its jobs are in the outbox): what the
+    /// dispatcher of `recheck serve` waits on.
+    pub committed: tokio::sync::Notify,
 }
 
 impl WriterStatus {
@@ -89,7 +92,9 @@ impl WriterStatus {
             .store(pipeline.last_seq(), Ordering::SeqCst);
         if let Some(head) = pipeline.head() {
             self.closed_seq.store(head.seq, Ordering::SeqCst);
-            self.last_window.store(head.window, Ordering::SeqCst);
+            if self.last_window.swap(head.window, Ordering::SeqCst) != head.window {
+                self.committed.notify_one();
+            }
         }
     }
 

@@ -33,8 +33,9 @@ pub struct DemoArgs {
         requires = "serve"
     )]
     pub listen: std::net::SocketAddr,
-    /// With --serve: the store (default: a fresh embedded store in the
-    /// temporary directory, removed on exit).
+    /// With --serve: the store (default: a fresh embedded store, with the
+    /// server's signing key beside it, in a temporary directory removed on
+    /// exit).
     #[arg(long, value_name = "URL", requires = "serve")]
     pub store: Option<String>,
 }
@@ -177,41 +178,36 @@ fn serve_samples(
     let (store, temp) = match store {
         Some(url) => (url, None),
         None => {
-            let path =
-                std::env::temp_dir().join(format!("recheck-demo-{}.redb", std::process::id()));
-            (path.display().to_string(), Some(path))
+            // A directory, since the server keeps its signing key beside the store.
+            let dir = std::env::temp_dir().join(format!("recheck-demo-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            (dir.join("demo.redb").display().to_string(), Some(dir))
         }
     };
     let (config, key) = super::serve::load_config(None)?;
     let key = key.unwrap_or_default();
-    let args = super::serve::ServeArgs {
-        listen,
-        store,
-        config: None,
-        print_openapi: false,
-        engine: super::engine_args::EngineArgs {
-            workers: 1,
-            processes: 1,
-            process_index: 0,
-            hostfile: None,
-        },
-    };
+    let args = super::serve::ServeArgs::defaults(listen, store);
     let records = loaded.into_records(DEFAULT_TENANT);
-    let outcome = super::serve::serve(&args, config, records, |addr| {
+    let outcome = super::serve::serve(&args, config, records, |addr, signing| {
         let base = format!("http://{addr}");
-        println!("\nServing the samples (tenant {DEFAULT_TENANT}) on {base} until Ctrl-C.");
+        println!("\nServing the samples (tenant {DEFAULT_TENANT}) on {base} until Ctrl-C;");
+        println!("their recheck jobs run in-process and emit signed completion events.");
         println!("  API key (all scopes): {key}");
         println!("  OpenAPI document:     {base}/api/v1/openapi.json");
+        super::serve::print_key(signing, "  ");
         let auth = format!("-H 'Authorization: Bearer {key}'");
         if let Some((vulnerability, artifact)) = &example {
             println!("  impact of {vulnerability}:\n    curl {auth} {base}/api/v1/impact/advisories/{vulnerability}");
             println!("  findings of {artifact}:\n    curl {auth} '{base}/api/v1/impact/artifacts?artifact={artifact}'");
         }
-        println!("  recheck jobs:\n    curl {auth} {base}/api/v1/jobs");
+        println!("  recheck jobs (state succeeded once run):\n    curl {auth} '{base}/api/v1/jobs?state=succeeded'");
+        println!("  why a job's verdict is what it is:\n    curl {auth} {base}/api/v1/jobs/JOB_ID/explain");
+        println!("  signed completion events, live (Server-Sent Events):\n    curl -N {auth} {base}/api/v1/events/stream");
+        println!("  one event's DSSE envelope, to check with `recheck verify`:\n    curl {auth} {base}/api/v1/events/EVENT_ID");
         println!("  what changed:\n    curl {auth} '{base}/api/v1/impact/changes?since_window=0'");
     });
-    if let Some(path) = temp {
-        let _ = std::fs::remove_file(path);
+    if let Some(dir) = temp {
+        let _ = std::fs::remove_dir_all(dir);
     }
     outcome
 }

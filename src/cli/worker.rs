@@ -1,8 +1,13 @@
 //! `recheck worker`: run recheck jobs from a shared queue against a shared
 //! store, as one of many worker processes, until SIGTERM or ctrl-c.
+//!
+//! The flags that shape a worker (executor, event sinks, lease, retries,
+//! SLA, tenant limits) are [`WorkerOptions`], shared with `recheck serve`,
+//! which runs the same [`Worker`] in-process; [`build`] turns them into one,
+//! so both commands wire a worker the same way.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +16,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use recheck::attest::keys::SigningKey;
-use recheck::queue::{self, QueueOptions, TenantLimit, TenantLimits};
-use recheck::store;
+use recheck::queue::{self, Queue, QueueOptions, TenantLimit, TenantLimits};
+use recheck::store::{self, Store};
 use recheck::worker::executor::{Executor, HttpExecutor, PolicyExecutor};
 use recheck::worker::policy::LoadedPolicy;
 use recheck::worker::retry::{RetryPolicy, SlaTable};
@@ -29,9 +34,6 @@ pub struct WorkerArgs {
     /// The shared queue: nats://host:port or redis://host:port[/db].
     #[arg(long, value_name = "URL")]
     pub queue: String,
-    /// Namespace of the queue's server-side names (as the dispatcher's).
-    #[arg(long, default_value = "recheck")]
-    pub queue_prefix: String,
     /// Jobs run at once by this process.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
@@ -42,6 +44,20 @@ pub struct WorkerArgs {
     /// completion events.
     #[arg(long, value_name = "FILE")]
     pub signing_key: PathBuf,
+    /// Serve Prometheus metrics on this address (`GET /metrics`, no
+    /// credential; e.g. 127.0.0.1:9464). Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub options: WorkerOptions,
+}
+
+/// How a worker runs, as `recheck worker` and `recheck serve` take it.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerOptions {
+    /// Namespace of the queue's server-side names (as the dispatcher's).
+    #[arg(long, default_value = "recheck")]
+    pub queue_prefix: String,
     /// Also POST each job to this Scanner / Policy Engine endpoint
     /// (http://…); its answer is recorded, 5xx and timeouts are retried.
     #[arg(long, value_name = "URL")]
@@ -82,14 +98,109 @@ pub struct WorkerArgs {
     /// Consumer name on the queue (default: worker-<pid>).
     #[arg(long)]
     pub name: Option<String>,
-    /// Serve Prometheus metrics on this address (`GET /metrics`, no
-    /// credential; e.g. 127.0.0.1:9464). Off unless given.
-    #[arg(long, value_name = "ADDR")]
-    pub metrics_listen: Option<SocketAddr>,
 }
 
-/// How often the queue gauges are sampled.
-const QUEUE_SAMPLE: Duration = Duration::from_secs(5);
+impl WorkerOptions {
+    fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease.max(1))
+    }
+
+    /// The queue settings a worker and its dispatcher share.
+    pub fn queue_options(&self) -> QueueOptions {
+        QueueOptions {
+            prefix: self.queue_prefix.clone(),
+            lease: self.lease(),
+            // The worker gives up by itself (attempts, deadline); the queue's
+            // own limit only catches jobs that keep killing their workers.
+            max_deliver: self.max_attempts.saturating_mul(2).max(2),
+            tenant_limits: TenantLimits {
+                default: TenantLimit {
+                    concurrency: self.tenant_concurrency,
+                    per_second: self.tenant_rate,
+                },
+                ..TenantLimits::default()
+            },
+            ..QueueOptions::default()
+        }
+    }
+
+    /// The worker's configuration with `concurrency` slots.
+    pub fn config(&self, concurrency: usize) -> anyhow::Result<WorkerConfig> {
+        let sla = SlaTable::parse(&self.sla).map_err(|e| anyhow::anyhow!("--sla: {e}"))?;
+        Ok(WorkerConfig {
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("worker-{}", std::process::id())),
+            concurrency: concurrency.max(1),
+            retry: RetryPolicy {
+                max_attempts: self.max_attempts.max(1),
+                base: Duration::from_millis(self.backoff_ms),
+                max_delay: Duration::from_millis(self.max_backoff_ms),
+                attempt_budget: Duration::from_secs(self.attempt_budget),
+            },
+            sla,
+            lease: self.lease(),
+            ..WorkerConfig::default()
+        })
+    }
+
+    fn executor(&self) -> anyhow::Result<Arc<dyn Executor>> {
+        Ok(match &self.executor_url {
+            Some(url) => Arc::new(
+                HttpExecutor::new(url, Duration::from_secs(self.executor_timeout))
+                    .context("--executor-url")?,
+            ),
+            None => Arc::new(PolicyExecutor),
+        })
+    }
+
+    async fn sinks(&self) -> anyhow::Result<Vec<Arc<dyn EventSink>>> {
+        let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
+        for url in &self.events {
+            sinks.push(Arc::from(sink::open(url).await.context("--events")?));
+        }
+        Ok(sinks)
+    }
+}
+
+/// A policy file, parsed.
+pub fn load_policy(path: &Path) -> anyhow::Result<LoadedPolicy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the policy {}", path.display()))?;
+    LoadedPolicy::parse(&text).with_context(|| format!("policy {}", path.display()))
+}
+
+/// A signing key file (PKCS#8 PEM).
+pub fn load_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the signing key {}", path.display()))?;
+    SigningKey::from_pkcs8_pem(&text).with_context(|| format!("signing key {}", path.display()))
+}
+
+/// A worker on `store` and `queue` with `concurrency` slots, as `options`
+/// say. Opens the event sinks, so it runs on the caller's runtime.
+pub async fn build(
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    policy: LoadedPolicy,
+    key: Arc<SigningKey>,
+    options: &WorkerOptions,
+    concurrency: usize,
+) -> anyhow::Result<Worker> {
+    let config = options.config(concurrency)?;
+    let executor = options.executor()?;
+    let sinks = options.sinks().await?;
+    Ok(Worker::new(
+        store,
+        queue,
+        Arc::new(policy),
+        key,
+        executor,
+        sinks,
+        config,
+    ))
+}
 
 pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     if store::embedded_path(&args.store).is_some() {
@@ -103,39 +214,10 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     if args.queue.starts_with("memory://") {
         bail!("--queue memory:// lives inside one process; use nats:// or redis://");
     }
-    let policy_text = std::fs::read_to_string(&args.policy)
-        .with_context(|| format!("reading the policy {}", args.policy.display()))?;
-    let policy = LoadedPolicy::parse(&policy_text)
-        .with_context(|| format!("policy {}", args.policy.display()))?;
-    let key_text = std::fs::read_to_string(&args.signing_key)
-        .with_context(|| format!("reading the signing key {}", args.signing_key.display()))?;
-    let key = SigningKey::from_pkcs8_pem(&key_text)
-        .with_context(|| format!("signing key {}", args.signing_key.display()))?;
-    let sla = SlaTable::parse(&args.sla).map_err(|e| anyhow::anyhow!("--sla: {e}"))?;
-    let executor: Arc<dyn Executor> = match &args.executor_url {
-        Some(url) => Arc::new(
-            HttpExecutor::new(url, Duration::from_secs(args.executor_timeout))
-                .context("--executor-url")?,
-        ),
-        None => Arc::new(PolicyExecutor),
-    };
-    let lease = Duration::from_secs(args.lease.max(1));
-    let config = WorkerConfig {
-        name: args
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("worker-{}", std::process::id())),
-        concurrency: args.concurrency.max(1),
-        retry: RetryPolicy {
-            max_attempts: args.max_attempts.max(1),
-            base: Duration::from_millis(args.backoff_ms),
-            max_delay: Duration::from_millis(args.max_backoff_ms),
-            attempt_budget: Duration::from_secs(args.attempt_budget),
-        },
-        sla,
-        lease,
-        ..WorkerConfig::default()
-    };
+    let policy = load_policy(&args.policy)?;
+    let key = Arc::new(load_key(&args.signing_key)?);
+    // Refuse bad flags before connecting anywhere.
+    args.options.config(args.concurrency)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -144,22 +226,7 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         let store = store::open(&args.store)
             .await
             .with_context(|| format!("opening the store {}", args.store))?;
-        let options = QueueOptions {
-            prefix: args.queue_prefix.clone(),
-            lease,
-            // The worker gives up by itself (attempts, deadline); the queue's
-            // own limit only catches jobs that keep killing their workers.
-            max_deliver: args.max_attempts.saturating_mul(2).max(2),
-            tenant_limits: TenantLimits {
-                default: TenantLimit {
-                    concurrency: args.tenant_concurrency,
-                    per_second: args.tenant_rate,
-                },
-                ..TenantLimits::default()
-            },
-            ..QueueOptions::default()
-        };
-        let queue = queue::open(&args.queue, options)
+        let queue = queue::open(&args.queue, args.options.queue_options())
             .await
             .with_context(|| format!("opening the queue {}", args.queue))?;
         recheck::metrics::get().preregister("worker", []);
@@ -174,27 +241,15 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
                     tracing::error!(error = %e, "metrics listener stopped");
                 }
             });
-            tokio::spawn(recheck::metrics::sample_queue(queue.clone(), QUEUE_SAMPLE));
         }
-        let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
-        for url in &args.events {
-            sinks.push(Arc::from(sink::open(url).await.context("--events")?));
-        }
-        let worker = Arc::new(Worker::new(
-            store,
-            queue,
-            Arc::new(policy),
-            Arc::new(key),
-            executor,
-            sinks,
-            config,
-        ));
+        let worker =
+            Arc::new(build(store, queue, policy, key, &args.options, args.concurrency).await?);
         eprintln!(
             "worker {}: {} slots, policy {}",
             worker.config.name, worker.config.concurrency, worker.policy.version
         );
         let pool = WorkerPool::start(worker.clone());
-        shutdown_signal().await;
+        super::serve::shutdown_signal().await;
         eprintln!(
             "worker {}: stopping, finishing the jobs in hand",
             worker.config.name
@@ -208,26 +263,4 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                tokio::signal::ctrl_c().await.ok();
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.ok();
-    }
 }

@@ -102,7 +102,8 @@ impl JobState {
         JobState::ALL.into_iter().find(|state| state.as_str() == s)
     }
 
-    /// No transition leaves these.
+    /// Finished: no worker moves a job out of these. Only an operator's
+    /// retry takes a dead-lettered or cancelled job back (`→ retrying`).
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -115,7 +116,8 @@ impl JobState {
 
     /// Whether the state machine has an edge `self → next`. A retry goes back
     /// to the queue (or straight to running for an in-process worker);
-    /// superseding only happens to work not yet started.
+    /// superseding only happens to work not yet started; an operator may
+    /// retry a dead-lettered or cancelled job.
     pub fn allows(self, next: JobState) -> bool {
         use JobState::*;
         matches!(
@@ -128,6 +130,7 @@ impl JobState {
                     Retrying,
                     Queued | Running | DeadLettered | Cancelled | Superseded
                 )
+                | (DeadLettered | Cancelled, Retrying)
         )
     }
 }
@@ -387,7 +390,14 @@ mod tests {
         assert!(!Running.allows(Superseded));
         assert!(!Planned.allows(Running));
         for terminal in JobState::ALL.into_iter().filter(|s| s.is_terminal()) {
-            assert!(JobState::ALL.into_iter().all(|next| !terminal.allows(next)));
+            let operator_retry = matches!(terminal, DeadLettered | Cancelled);
+            for next in JobState::ALL {
+                assert_eq!(
+                    terminal.allows(next),
+                    operator_retry && next == Retrying,
+                    "{terminal:?} -> {next:?}"
+                );
+            }
         }
         for s in JobState::ALL {
             assert_eq!(JobState::parse(s.as_str()), Some(s));

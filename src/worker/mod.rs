@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tracing::Instrument;
 
 use crate::attest::keys::SigningKey;
@@ -84,6 +84,27 @@ pub fn event_id(kind: &str, job: &str, attempt: Option<u32>) -> String {
         None => format!("{kind}:{job}"),
     };
     hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The execution record of `job`'s latest finish (an operator's retry
+/// finishes a job again, recorded under its last attempt), if it finished.
+pub async fn execution_record(
+    store: &dyn Store,
+    job: &RecheckJob,
+) -> Result<Option<ExecutionRecord>, WorkerError> {
+    for id in [
+        event_id(EXECUTION_KIND, &job.id, Some(job.attempt)),
+        event_id(EXECUTION_KIND, &job.id, None),
+    ] {
+        if let Some(event) = store.event(&id).await? {
+            let record = serde_json::from_slice(&event.body).map_err(|e| WorkerError::Job {
+                job: job.id.clone(),
+                message: format!("execution record {id}: {e}"),
+            })?;
+            return Ok(Some(record));
+        }
+    }
+    Ok(None)
 }
 
 /// How a worker runs.
@@ -179,6 +200,9 @@ pub struct Worker {
     pub config: WorkerConfig,
     index: InputIndex,
     handled: AtomicU64,
+    /// Every event this worker stores, as it is stored (`recheck serve`'s
+    /// live event stream listens here).
+    feed: Option<broadcast::Sender<StoredEvent>>,
 }
 
 /// A job as judged for one attempt: what the statement and SLA need.
@@ -224,7 +248,31 @@ impl Worker {
             config,
             index: InputIndex::default(),
             handled: AtomicU64::new(0),
+            feed: None,
         }
+    }
+
+    /// Also hand every stored event (completions, attempt and execution
+    /// records) to `feed`; nobody listening is fine.
+    pub fn with_event_feed(mut self, feed: broadcast::Sender<StoredEvent>) -> Worker {
+        self.feed = Some(feed);
+        self
+    }
+
+    fn announce(&self, event: &StoredEvent) {
+        if let Some(feed) = &self.feed {
+            // An error only says no stream is open right now.
+            let _ = feed.send(event.clone());
+        }
+    }
+
+    /// Store `event` (insert-if-absent) and feed it when it is new.
+    async fn store_event(&self, event: &StoredEvent) -> Result<bool, WorkerError> {
+        let new = self.store.put_event(event).await?;
+        if new {
+            self.announce(event);
+        }
+        Ok(new)
     }
 
     /// Deliveries handled so far (any outcome).
@@ -336,16 +384,15 @@ impl Worker {
             job: record.job_id.clone(),
             message: e.to_string(),
         })?;
-        self.store
-            .put_event(&StoredEvent {
-                id: event_id(ATTEMPT_KIND, &record.job_id, Some(record.attempt)),
-                tenant: tenant.to_string(),
-                job: record.job_id.clone(),
-                kind: ATTEMPT_KIND.to_string(),
-                occurred_at: record.finished_at.clone(),
-                body,
-            })
-            .await?;
+        self.store_event(&StoredEvent {
+            id: event_id(ATTEMPT_KIND, &record.job_id, Some(record.attempt)),
+            tenant: tenant.to_string(),
+            job: record.job_id.clone(),
+            kind: ATTEMPT_KIND.to_string(),
+            occurred_at: record.finished_at.clone(),
+            body,
+        })
+        .await?;
         Ok(())
     }
 
@@ -375,16 +422,21 @@ impl Worker {
             job: job.id.clone(),
             message: e.to_string(),
         })?;
-        self.store
-            .put_event(&StoredEvent {
-                id: event_id(EXECUTION_KIND, &job.id, None),
-                tenant: job.tenant.clone(),
-                job: job.id.clone(),
-                kind: EXECUTION_KIND.to_string(),
-                occurred_at: now_text(),
-                body,
-            })
-            .await?;
+        let mut event = StoredEvent {
+            id: event_id(EXECUTION_KIND, &job.id, None),
+            tenant: job.tenant.clone(),
+            job: job.id.clone(),
+            kind: EXECUTION_KIND.to_string(),
+            occurred_at: now_text(),
+            body,
+        };
+        if !self.store_event(&event).await? {
+            // The job finished before and an operator retried it: this
+            // finish is recorded under its last attempt (see
+            // [`execution_record`]).
+            event.id = event_id(EXECUTION_KIND, &job.id, Some(job.attempt));
+            self.store_event(&event).await?;
+        }
         Ok(())
     }
 
@@ -614,6 +666,7 @@ impl Worker {
         // worker that died before publishing: publish it (again).
         let publish = new || self.reload(&job.id).await?.state != JobState::Succeeded;
         if publish {
+            self.announce(&stored);
             for sink in &self.sinks {
                 if let Err(e) = sink::publish(sink.as_ref(), &stored).await {
                     tracing::warn!(sink = sink.name(), error = %e, "publishing the completion event");

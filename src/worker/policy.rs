@@ -41,6 +41,18 @@ use crate::model::{
     FindingStatus, ImpactFinding, MatchReason, Rating, RuntimeState, Verdict, VexStatus,
 };
 
+/// The policy `recheck serve` uses without `--policy`: fail an artifact on a
+/// critical or high finding that has a fix to take, warn on any other
+/// finding still affected; VEX-suppressed findings pass (as in every policy).
+pub const DEFAULT_POLICY: &str = r#"default = "warn"
+
+[[rule]]
+name = "high-or-critical-with-fix"
+verdict = "fail"
+min_severity = "high"
+fix_available = true
+"#;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("policy file: {0}")]
@@ -351,6 +363,23 @@ fn describe(reason: &MatchReason) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_policy_fails_fixable_high_findings_and_warns_on_the_rest() {
+        let policy = LoadedPolicy::parse(DEFAULT_POLICY).unwrap();
+        let at = ctx(RuntimeState::Unknown, "2026-01-01T00:00:00Z");
+        let fixable = finding("A-1", Rating::High, Some("fixed: 2.5"));
+        let low = finding("A-2", Rating::Low, Some("fixed: 2.5"));
+        let unfixed = finding("A-3", Rating::Critical, None);
+        assert_eq!(
+            policy.evaluate(std::slice::from_ref(&fixable), &at).verdict,
+            Verdict::Fail
+        );
+        assert_eq!(policy.evaluate(&[low, unfixed], &at).verdict, Verdict::Warn);
+        let mut suppressed = fixable;
+        suppressed.status = FindingStatus::Suppressed;
+        assert_eq!(policy.evaluate(&[suppressed], &at).verdict, Verdict::Pass);
+    }
 
     fn finding(advisory: &str, severity: Rating, until: Option<&str>) -> ImpactFinding {
         ImpactFinding {
