@@ -13,7 +13,15 @@
 //! - tenant isolation, generated from `openapi.json`: every operation is
 //!   called with another tenant's key and the first tenant's ids, and must
 //!   neither show nor change that tenant's data. An operation without a
-//!   probe fails the test, so a new route must say how it isolates.
+//!   probe fails the test, so a new route must say how it isolates;
+//! - the jobs run inside `recheck serve`: they complete, their signed events
+//!   arrive on the SSE stream (live and resumed) and verify with `recheck
+//!   verify` and the key the server printed; `/explain` names the matched
+//!   range event and the suppressing VEX statement; dead-lettered jobs (an
+//!   executor answering 500) are listed, replayed and retried; cancel;
+//!   restarts refill the queue and take over jobs a killed server held;
+//!   SIGTERM ends open streams; `--workers 0` leaves the jobs to a `recheck
+//!   worker` process on a shared PostgreSQL store and Redis queue.
 
 mod common;
 
@@ -1541,10 +1549,11 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
 }
 
 /// A local executor endpoint that answers 500 until `healthy` is set, then
-/// 200; it counts the requests.
+/// 200 (and while `hang` is set, never); it counts the requests.
 struct FlakyExecutor {
     url: String,
     healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    hang: std::sync::Arc<std::sync::atomic::AtomicBool>,
     hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -1554,12 +1563,13 @@ fn flaky_executor() -> FlakyExecutor {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/run", listener.local_addr().expect("addr"));
     let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hang = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (h, n) = (healthy.clone(), hits.clone());
+    let (h, n, g) = (healthy.clone(), hits.clone(), hang.clone());
     std::thread::spawn(move || {
         for sock in listener.incoming() {
             let Ok(mut sock) = sock else { return };
-            let (h, n) = (h.clone(), n.clone());
+            let (h, n, g) = (h.clone(), n.clone(), g.clone());
             std::thread::spawn(move || {
                 let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
                 // The head, then the body by Content-Length.
@@ -1588,6 +1598,10 @@ fn flaky_executor() -> FlakyExecutor {
                     }
                 }
                 n.fetch_add(1, Ordering::SeqCst);
+                if g.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_secs(3600));
+                    return;
+                }
                 let (status, body) = if h.load(Ordering::SeqCst) {
                     ("200 OK", r#"{"scanner":"test","result":"ok"}"#)
                 } else {
@@ -1601,7 +1615,12 @@ fn flaky_executor() -> FlakyExecutor {
             });
         }
     });
-    FlakyExecutor { url, healthy, hits }
+    FlakyExecutor {
+        url,
+        healthy,
+        hang,
+        hits,
+    }
 }
 
 /// The bundled samples into `server` as acme's: advisories, VEX, every SBOM
@@ -2043,4 +2062,54 @@ fn serve_without_workers_leaves_jobs_to_recheck_worker_on_a_shared_store_and_que
         let queue = recheck::queue::open(&redis, options).await.expect("queue");
         queue.purge().await.expect("purge");
     });
+}
+
+#[test]
+fn a_job_running_when_the_server_is_killed_is_taken_over_after_the_restart() {
+    use std::sync::atomic::Ordering;
+    let executor = flaky_executor();
+    executor.hang.store(true, Ordering::SeqCst);
+    let flags = ["--executor-url", &executor.url, "--executor-timeout", "600"];
+    let mut server = Server::start_with(4 * 1024 * 1024, |_| {}, &flags);
+    ingest_samples(&server);
+    // The executor never answers: the jobs stay running.
+    let started = std::time::Instant::now();
+    let running = loop {
+        let jobs = server.all_pages("/api/v1/jobs?state=running", ACME_READER);
+        if let Some(j) = jobs.first() {
+            break j["id"].as_str().expect("id").to_string();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no job runs");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // kill -9 mid-job; the next server (executor answering again) finds the
+    // job running with no process holding it, queues it again, and a worker
+    // takes it over as a lost lease.
+    executor.hang.store(false, Ordering::SeqCst);
+    executor.healthy.store(true, Ordering::SeqCst);
+    server.restart(&flags);
+    let done = wait_for_state(&server, &running, "succeeded");
+    assert_eq!(done["attempt"], 2, "{done}");
+    let attempts: Vec<Value> = server
+        .stream_once("kind=attempt", ACME_READER, &[])
+        .into_iter()
+        .filter(|e| e.data["job"] == running.as_str())
+        .map(|e| e.data["envelope"].clone())
+        .collect();
+    let outcomes: Vec<(u64, String)> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a["attempt"].as_u64().expect("attempt"),
+                a["outcome"].as_str().expect("outcome").to_string(),
+            )
+        })
+        .collect();
+    assert!(outcomes.contains(&(1, "lost".to_string())), "{outcomes:?}");
+    assert!(
+        outcomes.contains(&(2, "succeeded".to_string())),
+        "{outcomes:?}"
+    );
+    let jobs = server.settle(ACME_READER);
+    assert!(jobs.iter().all(|j| j["state"] == "succeeded"), "{jobs:?}");
 }

@@ -283,8 +283,10 @@ impl Streamer {
 }
 
 /// The caller's job events as Server-Sent Events (`id`: event id, `event`:
-/// kind, `data`: the event with its DSSE envelope or record), stored ones
-/// after `Last-Event-ID` / `after` first, then live ones.
+/// kind, `data`: the event as `GET /api/v1/events/{id}` serves it, whose
+/// `envelope` is the signed DSSE envelope of a completion, or the record of
+/// an attempt or execution), stored ones after `Last-Event-ID` / `after`
+/// first, then live ones.
 #[utoipa::path(
     get,
     path = "/api/v1/events/stream",

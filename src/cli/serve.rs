@@ -33,7 +33,7 @@ use recheck::model::{JobState, DEFAULT_TENANT};
 use recheck::queue::{self, Queue};
 use recheck::store::{self, JobFilter, Store};
 use recheck::worker::policy::{LoadedPolicy, DEFAULT_POLICY};
-use recheck::worker::WorkerPool;
+use recheck::worker::{Worker, WorkerPool};
 
 use super::worker::{self as worker_cli, WorkerOptions};
 
@@ -206,16 +206,22 @@ async fn dispatch_loop(
     store: Arc<dyn Store>,
     queue: Arc<dyn Queue>,
     status: Arc<WriterStatus>,
+    worker: Option<Arc<Worker>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         match dispatcher::dispatch(store.as_ref(), queue.as_ref()).await {
-            Ok(done) if done.enqueued > 0 => tracing::debug!(
-                enqueued = done.enqueued,
-                duplicates = done.duplicates,
-                "dispatched"
-            ),
+            Ok(done) if done.enqueued > 0 => {
+                tracing::debug!(
+                    enqueued = done.enqueued,
+                    duplicates = done.duplicates,
+                    "dispatched"
+                );
+                if let Some(w) = &worker {
+                    w.wake();
+                }
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "dispatch failed; trying again"),
         }
@@ -308,8 +314,6 @@ pub fn serve(
         recover(store.as_ref(), queue.as_ref())
             .await
             .context("refilling the queue")?;
-        let (stop, stopped) = watch::channel(false);
-        let dispatcher = tokio::spawn(dispatch_loop(store.clone(), queue.clone(), status, stopped));
         let pool = if args.workers > 0 {
             let worker = worker_cli::build(
                 store.clone(),
@@ -329,6 +333,14 @@ pub fn serve(
         } else {
             None
         };
+        let (stop, stopped) = watch::channel(false);
+        let dispatcher = tokio::spawn(dispatch_loop(
+            store.clone(),
+            queue.clone(),
+            status,
+            pool.as_ref().map(|p| p.worker().clone()),
+            stopped,
+        ));
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;

@@ -203,6 +203,8 @@ pub struct Worker {
     /// Every event this worker stores, as it is stored (`recheck serve`'s
     /// live event stream listens here).
     feed: Option<broadcast::Sender<StoredEvent>>,
+    /// Wakes idle slots before their next poll ([`Worker::wake`]).
+    wake: tokio::sync::Notify,
 }
 
 /// A job as judged for one attempt: what the statement and SLA need.
@@ -249,7 +251,14 @@ impl Worker {
             index: InputIndex::default(),
             handled: AtomicU64::new(0),
             feed: None,
+            wake: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Jobs were just enqueued: idle slots look at the queue now instead of
+    /// at their next poll (a dispatcher in the same process calls this).
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
     }
 
     /// Also hand every stored event (completions, attempt and execution
@@ -784,6 +793,11 @@ impl Worker {
             if *stop.borrow() {
                 return;
             }
+            // Listen for `wake` before looking, so a job enqueued between an
+            // empty lease and the wait below is not left to the next poll.
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             let batch = match self.queue.lease(&consumer, 1).await {
                 Ok(b) => b,
                 Err(e) => {
@@ -795,6 +809,7 @@ impl Worker {
                 tokio::select! {
                     _ = tokio::time::sleep(self.config.idle_poll) => {}
                     _ = stop.changed() => {}
+                    _ = woken => {}
                 }
                 continue;
             };
