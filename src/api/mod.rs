@@ -22,6 +22,7 @@ mod job_control;
 mod jobs;
 mod metrics;
 pub mod problem;
+pub mod webhooks;
 pub mod writer;
 
 use std::sync::Arc;
@@ -53,6 +54,9 @@ pub struct AppState {
     pub queue: Option<Arc<dyn Queue>>,
     /// Live events for `/events/stream`.
     pub events: Arc<events::EventHub>,
+    /// Feed webhook secrets and rate limits (none configured: every
+    /// webhook call is refused).
+    pub webhooks: Arc<webhooks::Webhooks>,
     idempotency: Arc<idempotency::Idempotency>,
 }
 
@@ -70,6 +74,7 @@ impl AppState {
             limits,
             queue: None,
             events: Arc::new(events::EventHub::default()),
+            webhooks: Arc::new(webhooks::Webhooks::default()),
             idempotency: Arc::new(idempotency::Idempotency::default()),
         }
     }
@@ -81,6 +86,11 @@ impl AppState {
 
     pub fn with_events(mut self, events: Arc<events::EventHub>) -> AppState {
         self.events = events;
+        self
+    }
+
+    pub fn with_webhooks(mut self, config: config::WebhookConfig) -> AppState {
+        self.webhooks = Arc::new(webhooks::Webhooks::new(config));
         self
     }
 }
@@ -116,7 +126,7 @@ impl Modify for SecuritySchemes {
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("api_key" = [])),
     tags(
-        (name = "ingest", description = "Documents into the input log (scheduler.ingest; global feed: scheduler.admin)"),
+        (name = "ingest", description = "Documents into the input log (scheduler.ingest; global feed: scheduler.admin; feed webhooks: an HMAC signature instead of a credential)"),
         (name = "impact", description = "Impact sets as of the last closed window (scheduler.runs.read)"),
         (name = "jobs", description = "Recheck jobs, dead letters and completion events (reads: scheduler.runs.read; retry, cancel, replay: scheduler.runs.write)"),
         (name = "health", description = "Probes (no credential)")
@@ -145,6 +155,8 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(job_control::list_dead_letters))
         .routes(routes!(job_control::replay_dead_letter))
         .routes(routes!(events::stream_events))
+        .routes(routes!(webhooks::advisory_export))
+        .routes(routes!(webhooks::vex_export))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }

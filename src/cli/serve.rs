@@ -308,7 +308,8 @@ pub fn serve(
     ));
     let state = AppState::new(auth, store.clone(), writer, config.limits.clone())
         .with_queue(queue.clone())
-        .with_events(hub.clone());
+        .with_events(hub.clone())
+        .with_webhooks(config.webhooks.clone());
     let app = router(state);
     runtime.block_on(async {
         recover(store.as_ref(), queue.as_ref())
