@@ -863,8 +863,8 @@ impl Drop for BusySlot {
     }
 }
 
-/// Keeps the queue gauges (depth by tenant and priority, oldest job age)
-/// current: every `every`, one [`Queue::backlog`] call. A tenant that left
+/// Keeps the queue gauges (depth by tenant and priority, oldest job age,
+/// paused) current: every `every`, one [`Queue::backlog`] call. A tenant that left
 /// the queue reads zero. Runs until the task is dropped; a failed sample
 /// keeps the previous values and is logged.
 pub async fn sample_queue(queue: Arc<dyn Queue>, every: Duration) {
@@ -891,6 +891,11 @@ pub async fn sample_queue(queue: Arc<dyn Queue>, every: Duration) {
                         priority: priority.as_str().to_string(),
                     })
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            if let Ok(paused) = queue.paused(&b.tenant).await {
+                m.tenant_paused
+                    .get_or_create(&Tenant::new(&b.tenant))
+                    .set(i64::from(paused));
             }
             let age = b.oldest.map_or(0, |t| (now - t).num_seconds().max(0));
             m.queue_oldest_age

@@ -705,6 +705,44 @@ async fn backlog_by_tenant_and_class(backend: &str) {
     q.purge().await.unwrap();
 }
 
+/// A paused tenant's jobs wait, for every handle on the queue (another
+/// process's included), while other tenants' are handed out; resuming hands
+/// them out again.
+async fn pause_and_resume(backend: &str) {
+    let Some(q) = open(backend, "pause", long_lease).await else {
+        return;
+    };
+    // The same queue as another process opens it (memory: one process).
+    let other = match backend {
+        "memory" => q.clone(),
+        _ => {
+            let (url, _) = url(backend).unwrap();
+            let mut o = options(backend, "pause");
+            long_lease(&mut o);
+            queue::open(&url, o).await.unwrap()
+        }
+    };
+    enqueue_normal(q.as_ref(), "acme", 0..3).await;
+    enqueue_normal(q.as_ref(), "globex", 10..12).await;
+    q.set_paused("acme", true).await.unwrap();
+    assert!(other.paused("acme").await.unwrap());
+    assert!(!other.paused("globex").await.unwrap());
+    let got = lease_until(other.as_ref(), "c", 5, Duration::from_secs(3)).await;
+    let tenants: BTreeSet<&str> = got.iter().map(|d| d.job.tenant.as_str()).collect();
+    assert_eq!(got.len(), 2, "{tenants:?}");
+    assert_eq!(tenants, BTreeSet::from(["globex"]));
+    for d in &got {
+        other.ack(&d.token).await.unwrap();
+    }
+    assert_eq!(q.depth("acme").await.unwrap().pending, 3);
+    other.set_paused("acme", false).await.unwrap();
+    assert!(!q.paused("acme").await.unwrap());
+    let got = lease_until(q.as_ref(), "c", 3, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|d| d.job.tenant == "acme"));
+    q.purge().await.unwrap();
+}
+
 macro_rules! conformance {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -739,6 +777,7 @@ macro_rules! suite {
                 workers_share_one_queue,
                 bench_drains_every_job,
                 backlog_by_tenant_and_class,
+                pause_and_resume,
             );
         )*
     };

@@ -1,9 +1,11 @@
-//! Feed webhooks against a real `recheck serve` (issue 6): advisory-export
-//! and VEX-export events signed with a tenant's HMAC secret land in the input
-//! log and change impact sets like the ingest API does; a wrong signature, an
-//! unknown tenant or a secret without feed rights writes nothing; a tenant
-//! past its rate limit gets 429 with `Retry-After`; an `Idempotency-Key`
-//! replays the first answer.
+//! Feed webhooks and orchestration controls against a real `recheck serve`
+//! (issue 6): advisory-export and VEX-export events signed with a tenant's
+//! HMAC secret land in the input log and change impact sets like the ingest
+//! API does; a wrong signature, an unknown tenant or a secret without feed
+//! rights writes nothing; a tenant past its rate limit gets 429 with
+//! `Retry-After`; an `Idempotency-Key` replays the first answer. A paused
+//! tenant's jobs wait in the queue while another tenant's run, and run once
+//! it is resumed.
 
 mod common;
 
@@ -17,6 +19,7 @@ use recheck::api::webhooks::signature;
 use serde_json::{json, Value};
 
 const ADMIN: &str = "hooks-acme-admin-9a31";
+const GLOBEX_ADMIN: &str = "hooks-globex-admin-04be";
 const ACME_SECRET: &str = "acme-feed-secret-31f0c2d9";
 const GLOBEX_SECRET: &str = "globex-vex-secret-7be44a10";
 /// Calls per tenant per minute in this test's config.
@@ -57,6 +60,12 @@ tenant = "acme"
 sha256 = "{}"
 scopes = ["scheduler.admin"]
 
+[[api_keys]]
+name = "globex-admin"
+tenant = "globex"
+sha256 = "{}"
+scopes = ["scheduler.admin"]
+
 [webhooks]
 max_requests = {LIMIT}
 window_secs = 60
@@ -70,7 +79,8 @@ feed = true
 tenant = "globex"
 secret = "{GLOBEX_SECRET}"
 "#,
-                ServeConfig::hash_key(ADMIN)
+                ServeConfig::hash_key(ADMIN),
+                ServeConfig::hash_key(GLOBEX_ADMIN),
             ),
         )
         .expect("config");
@@ -140,10 +150,14 @@ secret = "{GLOBEX_SECRET}"
 
     /// The JSON answer, `None` for a 404.
     fn get(&self, path: &str) -> Option<Value> {
+        self.get_as(ADMIN, path)
+    }
+
+    fn get_as(&self, key: &str, path: &str) -> Option<Value> {
         let mut response = self
             .agent
             .get(format!("{}{path}", self.base))
-            .header("Authorization", &format!("Bearer {ADMIN}"))
+            .header("Authorization", &format!("Bearer {key}"))
             .call()
             .expect("GET");
         match response.status().as_u16() {
@@ -334,4 +348,102 @@ fn signed_exports_are_ingested_and_everything_else_is_refused() {
     .expect("encode");
     let r = server.hook("/api/v1/webhooks/vex", "globex", GLOBEX_SECRET, &own);
     assert_eq!(r.status, 202, "{}", r.body);
+}
+
+/// The states of `key`'s tenant's jobs.
+fn job_states(server: &Server, key: &str) -> Vec<String> {
+    let page = server.get_as(key, "/api/v1/jobs?limit=1000").expect("jobs");
+    page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|j| j["state"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_paused_tenants_jobs_wait_until_it_is_resumed() {
+    let server = Server::start();
+    let auth = |key: &str| format!("Bearer {key}");
+    let empty: &[u8] = b"";
+    // Only a tenant's own admin controls it.
+    let r = server.post(
+        "/api/v1/tenants/acme/pause",
+        empty,
+        &[("Authorization", &auth(GLOBEX_ADMIN))],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = server.post(
+        "/api/v1/tenants/acme/pause",
+        empty,
+        &[("Authorization", &auth(ADMIN))],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, json!({"tenant": "acme", "paused": true}));
+
+    // The same image and advisories for both tenants.
+    let advisories: Vec<Value> = common::json_files(&samples().join("advisories"))
+        .iter()
+        .map(|p| json_file(p))
+        .collect();
+    let body = serde_json::to_vec(&advisories).expect("encode");
+    let r = server.post(
+        "/api/v1/advisories?wait=true",
+        &body,
+        &[("Authorization", &auth(ADMIN))],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sbom = common::read(&samples().join("sboms/payments-api.cdx.json"));
+    for key in [ADMIN, GLOBEX_ADMIN] {
+        let r = server.post(
+            "/api/v1/sboms?wait=true",
+            &sbom,
+            &[("Authorization", &auth(key))],
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // globex's job runs; acme's waits in the queue.
+    wait_until("globex's jobs succeed", || {
+        let s = job_states(&server, GLOBEX_ADMIN);
+        !s.is_empty() && s.iter().all(|s| s == "succeeded")
+    });
+    let acme = job_states(&server, ADMIN);
+    assert!(
+        !acme.is_empty() && acme.iter().all(|s| s == "queued"),
+        "{acme:?}"
+    );
+    let metrics = server
+        .agent
+        .get(format!("{}/metrics", server.base))
+        .call()
+        .expect("GET /metrics")
+        .body_mut()
+        .read_to_string()
+        .expect("text");
+    assert!(
+        metrics.contains(r#"recheck_queue_tenant_paused{tenant="acme"} 1"#),
+        "{metrics}"
+    );
+
+    let r = server.post(
+        "/api/v1/tenants/acme/resume",
+        empty,
+        &[("Authorization", &auth(ADMIN))],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["paused"], false);
+    wait_until("acme's jobs succeed after the resume", || {
+        job_states(&server, ADMIN).iter().all(|s| s == "succeeded")
+    });
 }

@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod config;
+mod controls;
 pub mod events;
 mod extract;
 mod health;
@@ -129,6 +130,7 @@ impl Modify for SecuritySchemes {
         (name = "ingest", description = "Documents into the input log (scheduler.ingest; global feed: scheduler.admin; feed webhooks: an HMAC signature instead of a credential)"),
         (name = "impact", description = "Impact sets as of the last closed window (scheduler.runs.read)"),
         (name = "jobs", description = "Recheck jobs, dead letters and completion events (reads: scheduler.runs.read; retry, cancel, replay: scheduler.runs.write)"),
+        (name = "controls", description = "Pause and resume a tenant's queue (scheduler.admin, own tenant)"),
         (name = "health", description = "Probes (no credential)")
     )
 )]
@@ -155,6 +157,8 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(job_control::list_dead_letters))
         .routes(routes!(job_control::replay_dead_letter))
         .routes(routes!(events::stream_events))
+        .routes(routes!(controls::pause_tenant))
+        .routes(routes!(controls::resume_tenant))
         .routes(routes!(webhooks::advisory_export))
         .routes(routes!(webhooks::vex_export))
         .routes(routes!(health::healthz))

@@ -39,6 +39,7 @@ struct State {
     dead: BTreeMap<u64, DeadLetter>,
     next_id: u64,
     cursor: usize,
+    paused: std::collections::BTreeSet<String>,
 }
 
 struct Entry {
@@ -100,6 +101,9 @@ impl MemoryQueue {
         now: Instant,
     ) -> Option<(u64, QueuedJob, u32)> {
         let limit = self.options.tenant_limits.limit(tenant);
+        if st.paused.contains(tenant) {
+            return None;
+        }
         loop {
             let tq = st.tenants.get_mut(tenant)?;
             while tq
@@ -393,6 +397,20 @@ impl Queue for MemoryQueue {
             }
         }
         Ok(out.into_values().collect())
+    }
+
+    async fn set_paused(&self, tenant: &str, paused: bool) -> Result<(), QueueError> {
+        let mut st = self.state();
+        if paused {
+            st.paused.insert(tenant.to_string());
+        } else {
+            st.paused.remove(tenant);
+        }
+        Ok(())
+    }
+
+    async fn paused(&self, tenant: &str) -> Result<bool, QueueError> {
+        Ok(self.state().paused.contains(tenant))
     }
 
     async fn purge(&self) -> Result<(), QueueError> {

@@ -24,7 +24,8 @@
 //!   within a class is EDF unless two SLAs share a class;
 //! - across tenants, round-robin: equal shares per round of a lease;
 //! - a tenant at its concurrency limit or its deliveries-per-second limit
-//!   ([`TenantLimits`]) is skipped.
+//!   ([`TenantLimits`]) is skipped, and so is a paused tenant
+//!   ([`Queue::set_paused`]).
 
 pub mod bench;
 pub mod memory;
@@ -322,6 +323,14 @@ pub trait Queue: Send + Sync {
     /// Every tenant the queue holds jobs for, with what is waiting (sorted
     /// by tenant). A tenant with nothing left may still be listed, at zero.
     async fn backlog(&self) -> Result<Vec<Backlog>, QueueError>;
+
+    /// Stop (`true`) or resume handing out `tenant`'s jobs. The flag lives
+    /// with the queue (on its server for NATS and Redis), so every process
+    /// leasing from it obeys; jobs keep arriving and wait.
+    async fn set_paused(&self, tenant: &str, paused: bool) -> Result<(), QueueError>;
+
+    /// Whether `tenant` is paused.
+    async fn paused(&self, tenant: &str) -> Result<bool, QueueError>;
 
     /// Drop every job, lease, dead letter and de-dup record this queue holds
     /// on its server (tests, and operators starting over). The queue stays

@@ -21,7 +21,9 @@
 //!   at its limit would then never see them redelivered) and jobs waiting out
 //!   a `nak` delay;
 //! - stream `P_RECENT` (only with per-second limits), `max_age` 1 s: one
-//!   record per delivery, the tenant's deliveries of the last second.
+//!   record per delivery, the tenant's deliveries of the last second;
+//! - stream `P_CONTROL`, subjects `P.paused.<t>`: a message while tenant `t`
+//!   is paused (purged on resume), so one subject count lists them all.
 //!
 //! Workers racing for a tenant's last slot can overshoot a limit by one each
 //! (the count and the fetch are two steps).
@@ -71,6 +73,7 @@ pub struct NatsQueue {
 struct Streams {
     jobs: stream::Stream,
     dlq: stream::Stream,
+    control: stream::Stream,
     leases: Option<stream::Stream>,
     recent: Option<stream::Stream>,
 }
@@ -264,6 +267,17 @@ impl NatsQueue {
             })
             .await
             .map_err(|e| backend("creating the dead-letter stream", e))?;
+        let control = self
+            .js
+            .get_or_create_stream(stream::Config {
+                name: format!("{p}_CONTROL"),
+                subjects: vec![format!("{p}.paused.>")],
+                storage: stream::StorageType::File,
+                max_messages_per_subject: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| backend("creating the control stream", e))?;
         let (concurrency, rate) = self.options.tenant_limits.kinds();
         let leases = match concurrency {
             true => Some(self.record_stream("lease", self.options.lease).await?),
@@ -276,6 +290,7 @@ impl NatsQueue {
         let s = Streams {
             jobs,
             dlq,
+            control,
             leases,
             recent,
         };
@@ -540,6 +555,14 @@ impl Queue for NatsQueue {
             };
             work.entry(t.to_string()).or_default()[i] += n;
         }
+        for subject in Self::subject_counts(&s.control, &format!("{p}.paused.>"))
+            .await?
+            .into_keys()
+        {
+            if let Some(t) = subject.rsplit('.').next() {
+                work.remove(t);
+            }
+        }
         let mut in_flight = match &s.leases {
             Some(leases) => self.records(leases, "lease").await?,
             None => HashMap::new(),
@@ -682,6 +705,35 @@ impl Queue for NatsQueue {
         })
     }
 
+    async fn set_paused(&self, tenant: &str, paused: bool) -> Result<(), QueueError> {
+        let s = self.streams().await?;
+        let subject = format!("{}.paused.{}", self.p(), tenant_key(tenant));
+        if paused {
+            self.js
+                .publish(subject, tenant.to_string().into())
+                .await
+                .map_err(|e| backend("publish", e))?
+                .await
+                .map_err(|e| backend("publish", e))?;
+        } else {
+            s.control
+                .purge()
+                .filter(subject)
+                .await
+                .map_err(|e| backend("resuming a tenant", e))?;
+        }
+        Ok(())
+    }
+
+    async fn paused(&self, tenant: &str) -> Result<bool, QueueError> {
+        let s = self.streams().await?;
+        let subject = format!("{}.paused.{}", self.p(), tenant_key(tenant));
+        Ok(Self::subject_counts(&s.control, &subject)
+            .await?
+            .values()
+            .any(|n| *n > 0))
+    }
+
     async fn backlog(&self) -> Result<Vec<Backlog>, QueueError> {
         let s = self.streams().await?;
         let p = self.p().to_string();
@@ -734,7 +786,7 @@ impl Queue for NatsQueue {
 
     async fn purge(&self) -> Result<(), QueueError> {
         let mut guard = self.streams.lock().await;
-        for suffix in ["JOBS", "DLQ", "LEASE", "RECENT"] {
+        for suffix in ["JOBS", "DLQ", "LEASE", "RECENT", "CONTROL"] {
             let name = format!("{}_{suffix}", self.p());
             match self.js.delete_stream(&name).await {
                 Ok(_) => {}

@@ -12,7 +12,8 @@
 //! - `P:dedup:<job_id>:<attempt>`: `SET NX PX` de-dup keys;
 //! - `P:recent:t`: the tenant's deliveries of the last second (sorted set by
 //!   time), for its per-second limit;
-//! - `P:tenants`: tenant key → tenant name; `P:groups`: streams with a group.
+//! - `P:tenants`: tenant key → tenant name; `P:groups`: streams with a group;
+//! - `P:paused`: keys of the tenants whose jobs are not handed out.
 //!
 //! Every operation is one Lua script, so concurrent workers cannot both take
 //! a tenant's last free slot, and a stale token (its entry re-delivered since,
@@ -155,6 +156,7 @@ local function entry_of(s, t, limit)
   return nil
 end
 local function take(t)
+  if redis.call('SISMEMBER', P .. ':paused', t) == 1 then return nil end
   local l = own[t] or default
   local recent = P .. ':recent:' .. t
   if l.r then
@@ -650,6 +652,26 @@ impl Queue for RedisQueue {
             .collect();
         out.sort_by(|a, b| a.tenant.cmp(&b.tenant));
         Ok(out)
+    }
+
+    async fn set_paused(&self, tenant: &str, paused: bool) -> Result<(), QueueError> {
+        let key = format!("{}:paused", self.prefix());
+        let cmd = if paused { "SADD" } else { "SREM" };
+        redis::cmd(cmd)
+            .arg(key)
+            .arg(tenant_key(tenant))
+            .query_async::<()>(&mut self.con.clone())
+            .await
+            .map_err(backend_err)
+    }
+
+    async fn paused(&self, tenant: &str) -> Result<bool, QueueError> {
+        redis::cmd("SISMEMBER")
+            .arg(format!("{}:paused", self.prefix()))
+            .arg(tenant_key(tenant))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(backend_err)
     }
 
     async fn purge(&self) -> Result<(), QueueError> {
