@@ -730,6 +730,19 @@ scrape_configs:
             Err(e) => failures.push(format!("{source}: {q}: {e}")),
         }
     }
+    // What a scrape costs, for the record (seen with --nocapture).
+    for job in ["recheck-serve", "recheck-worker"] {
+        eprintln!(
+            "{job}: {} samples per scrape, {:.1} ms",
+            scalar(p, &format!(r#"max(scrape_samples_scraped{{job="{job}"}})"#)),
+            1000.0
+                * scalar(
+                    p,
+                    &format!(r#"max(scrape_duration_seconds{{job="{job}"}})"#)
+                ),
+        );
+    }
+    eprintln!("{} distinct queries asked", asked.len());
     assert!(asked.len() >= 40, "only {} distinct queries", asked.len());
     assert!(
         failures.is_empty(),
