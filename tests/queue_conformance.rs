@@ -743,6 +743,48 @@ async fn pause_and_resume(backend: &str) {
     q.purge().await.unwrap();
 }
 
+/// A concurrency limit set at run time through one handle holds for leases
+/// through another, and lifting it (back to the configured, generous
+/// default) hands out the rest.
+async fn run_time_limits(backend: &str) {
+    // NATS keeps in-flight records only when opened with a concurrency
+    // limit of some kind: a generous default.
+    let generous = |o: &mut QueueOptions| {
+        long_lease(o);
+        o.tenant_limits.default.concurrency = Some(100);
+    };
+    let Some(q) = open(backend, "limits", generous).await else {
+        return;
+    };
+    let other = match backend {
+        "memory" => q.clone(),
+        _ => {
+            let (url, _) = url(backend).unwrap();
+            let mut o = options(backend, "limits");
+            generous(&mut o);
+            queue::open(&url, o).await.unwrap()
+        }
+    };
+    enqueue_normal(q.as_ref(), "acme", 0..4).await;
+    let one = TenantLimit {
+        concurrency: Some(1),
+        per_second: None,
+    };
+    q.set_limit("acme", one).await.unwrap();
+    assert_eq!(other.limit("acme").await.unwrap(), one);
+    assert_eq!(other.limit("globex").await.unwrap().concurrency, Some(100));
+    let got = lease_until(other.as_ref(), "c", 4, Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1, "a concurrency of 1 handed out {}", got.len());
+    other.ack(&got[0].token).await.unwrap();
+    let got = lease_until(other.as_ref(), "c", 4, Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1);
+    q.set_limit("acme", TenantLimit::default()).await.unwrap();
+    assert_eq!(other.limit("acme").await.unwrap().concurrency, Some(100));
+    let rest = lease_until(other.as_ref(), "c", 2, Duration::from_secs(10)).await;
+    assert_eq!(rest.len(), 2);
+    q.purge().await.unwrap();
+}
+
 macro_rules! conformance {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -778,6 +820,7 @@ macro_rules! suite {
                 bench_drains_every_job,
                 backlog_by_tenant_and_class,
                 pause_and_resume,
+                run_time_limits,
             );
         )*
     };

@@ -5,7 +5,8 @@
 //! rights writes nothing; a tenant past its rate limit gets 429 with
 //! `Retry-After`; an `Idempotency-Key` replays the first answer. A paused
 //! tenant's jobs wait in the queue while another tenant's run, and run once
-//! it is resumed.
+//! it is resumed; its limits are set by its own admin only (what they do to
+//! leases is checked per backend in tests/queue_conformance.rs).
 
 mod common;
 
@@ -119,10 +120,16 @@ secret = "{GLOBEX_SECRET}"
     }
 
     fn post(&self, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Answer {
-        let mut request = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/json");
+        self.send("POST", path, body, headers)
+    }
+
+    fn send(&self, method: &str, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Answer {
+        let url = format!("{}{path}", self.base);
+        let request = match method {
+            "PUT" => self.agent.put(url),
+            _ => self.agent.post(url),
+        };
+        let mut request = request.header("Content-Type", "application/json");
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
@@ -434,6 +441,29 @@ fn a_paused_tenants_jobs_wait_until_it_is_resumed() {
     assert!(
         metrics.contains(r#"recheck_queue_tenant_paused{tenant="acme"} 1"#),
         "{metrics}"
+    );
+
+    // Throughput limits: only for the own tenant, typed, answered with
+    // what is in force.
+    let limits = br#"{"concurrency": 2, "per_second": null}"#;
+    let put = |body: &[u8], key: &str| {
+        let a = auth(key);
+        server.send(
+            "PUT",
+            "/api/v1/tenants/acme/limits",
+            body,
+            &[("Authorization", a.as_str())],
+        )
+    };
+    let r = put(limits, GLOBEX_ADMIN);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = put(br#"{"concurrency": "two"}"#, ADMIN);
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = put(limits, ADMIN);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"tenant": "acme", "limits": {"concurrency": 2, "per_second": null}})
     );
 
     let r = server.post(

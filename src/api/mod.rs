@@ -130,7 +130,7 @@ impl Modify for SecuritySchemes {
         (name = "ingest", description = "Documents into the input log (scheduler.ingest; global feed: scheduler.admin; feed webhooks: an HMAC signature instead of a credential)"),
         (name = "impact", description = "Impact sets as of the last closed window (scheduler.runs.read)"),
         (name = "jobs", description = "Recheck jobs, dead letters and completion events (reads: scheduler.runs.read; retry, cancel, replay: scheduler.runs.write)"),
-        (name = "controls", description = "Pause and resume a tenant's queue (scheduler.admin, own tenant)"),
+        (name = "controls", description = "Pause and resume a tenant's queue, set its throughput limits (scheduler.admin, own tenant)"),
         (name = "health", description = "Probes (no credential)")
     )
 )]
@@ -159,6 +159,7 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(events::stream_events))
         .routes(routes!(controls::pause_tenant))
         .routes(routes!(controls::resume_tenant))
+        .routes(routes!(controls::put_limits))
         .routes(routes!(webhooks::advisory_export))
         .routes(routes!(webhooks::vex_export))
         .routes(routes!(health::healthz))

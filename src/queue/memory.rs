@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Backlog, DeadLetter, Delivery, Depth, Enqueued, ErrorKind, LeaseToken, Priority, Queue,
-    QueueError, QueueOptions, QueuedJob, RoundRobin,
+    QueueError, QueueOptions, QueuedJob, RoundRobin, TenantLimit,
 };
 
 pub struct MemoryQueue {
@@ -40,6 +40,7 @@ struct State {
     next_id: u64,
     cursor: usize,
     paused: std::collections::BTreeSet<String>,
+    overrides: BTreeMap<String, TenantLimit>,
 }
 
 struct Entry {
@@ -100,7 +101,12 @@ impl MemoryQueue {
         tenant: &str,
         now: Instant,
     ) -> Option<(u64, QueuedJob, u32)> {
-        let limit = self.options.tenant_limits.limit(tenant);
+        let limit = st
+            .overrides
+            .get(tenant)
+            .copied()
+            .unwrap_or_default()
+            .over(self.options.tenant_limits.limit(tenant));
         if st.paused.contains(tenant) {
             return None;
         }
@@ -411,6 +417,18 @@ impl Queue for MemoryQueue {
 
     async fn paused(&self, tenant: &str) -> Result<bool, QueueError> {
         Ok(self.state().paused.contains(tenant))
+    }
+
+    async fn set_limit(&self, tenant: &str, limit: TenantLimit) -> Result<(), QueueError> {
+        self.state().overrides.insert(tenant.to_string(), limit);
+        Ok(())
+    }
+
+    async fn limit(&self, tenant: &str) -> Result<TenantLimit, QueueError> {
+        let own = self.state().overrides.get(tenant).copied();
+        Ok(own
+            .unwrap_or_default()
+            .over(self.options.tenant_limits.limit(tenant)))
     }
 
     async fn purge(&self) -> Result<(), QueueError> {

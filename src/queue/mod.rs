@@ -206,6 +206,33 @@ pub struct TenantLimit {
     pub per_second: Option<u32>,
 }
 
+impl TenantLimit {
+    /// `concurrency,per_second`, -1 for none: how a run-time override is
+    /// kept on a queue's server.
+    fn encode(self) -> String {
+        let none = |v: Option<u32>| v.map_or(-1, i64::from);
+        format!("{},{}", none(self.concurrency), none(self.per_second))
+    }
+
+    /// The inverse of [`TenantLimit::encode`]; anything unreadable is none.
+    fn decode(s: &str) -> TenantLimit {
+        let mut parts = s.split(',').map(|p| p.trim().parse::<i64>().ok());
+        let mut field = || parts.next().flatten().and_then(|n| u32::try_from(n).ok());
+        TenantLimit {
+            concurrency: field(),
+            per_second: field(),
+        }
+    }
+
+    /// `self`'s fields where set, else `base`'s.
+    pub fn over(self, base: TenantLimit) -> TenantLimit {
+        TenantLimit {
+            concurrency: self.concurrency.or(base.concurrency),
+            per_second: self.per_second.or(base.per_second),
+        }
+    }
+}
+
 /// Limits per tenant; a tenant's own entry overrides the default field by
 /// field.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -331,6 +358,15 @@ pub trait Queue: Send + Sync {
 
     /// Whether `tenant` is paused.
     async fn paused(&self, tenant: &str) -> Result<bool, QueueError>;
+
+    /// Override `tenant`'s limits at run time, kept with the queue like the
+    /// pause flag; a `None` field falls back to the configured limit. On
+    /// NATS a limit kind the queue was not opened with (no default or
+    /// per-tenant limit of that kind) is refused: its records are not kept.
+    async fn set_limit(&self, tenant: &str, limit: TenantLimit) -> Result<(), QueueError>;
+
+    /// `tenant`'s limits in force: the override over the configured ones.
+    async fn limit(&self, tenant: &str) -> Result<TenantLimit, QueueError>;
 
     /// Drop every job, lease, dead letter and de-dup record this queue holds
     /// on its server (tests, and operators starting over). The queue stays

@@ -23,7 +23,8 @@
 //! - stream `P_RECENT` (only with per-second limits), `max_age` 1 s: one
 //!   record per delivery, the tenant's deliveries of the last second;
 //! - stream `P_CONTROL`, subjects `P.paused.<t>`: a message while tenant `t`
-//!   is paused (purged on resume), so one subject count lists them all.
+//!   is paused (purged on resume), so one subject count lists them all; and
+//!   `P.limit.<t>`: the tenant's run-time limits, the latest message kept.
 //!
 //! Workers racing for a tenant's last slot can overshoot a limit by one each
 //! (the count and the fetch are two steps).
@@ -185,7 +186,7 @@ impl NatsQueue {
         &self.options.prefix
     }
 
-    fn limit(&self, t: &str) -> TenantLimit {
+    fn configured_limit(&self, t: &str) -> TenantLimit {
         self.limits
             .get(t)
             .copied()
@@ -271,7 +272,7 @@ impl NatsQueue {
             .js
             .get_or_create_stream(stream::Config {
                 name: format!("{p}_CONTROL"),
-                subjects: vec![format!("{p}.paused.>")],
+                subjects: vec![format!("{p}.paused.>"), format!("{p}.limit.>")],
                 storage: stream::StorageType::File,
                 max_messages_per_subject: 1,
                 ..Default::default()
@@ -432,19 +433,8 @@ impl NatsQueue {
         s: &Streams,
         t: &str,
         counts: &[u64; 3],
-        in_flight: u64,
-        recent: u64,
-        quota: usize,
+        mut quota: usize,
     ) -> Result<Vec<Delivery>, QueueError> {
-        let limit = self.limit(t);
-        let room = |used: u64, limit: Option<u32>| {
-            limit.map_or(usize::MAX, |l| {
-                usize::try_from(u64::from(l).saturating_sub(used)).unwrap_or(usize::MAX)
-            })
-        };
-        let mut quota = quota
-            .min(room(in_flight, limit.concurrency))
-            .min(room(recent, limit.per_second));
         let mut out = Vec::new();
         for (class, &count) in Priority::ALL.iter().zip(counts) {
             if quota == 0 {
@@ -563,6 +553,18 @@ impl Queue for NatsQueue {
                 work.remove(t);
             }
         }
+        let mut overrides = HashMap::new();
+        for subject in Self::subject_counts(&s.control, &format!("{p}.limit.>"))
+            .await?
+            .into_keys()
+        {
+            let Some(t) = subject.rsplit('.').next().map(str::to_string) else {
+                continue;
+            };
+            if let Ok(m) = s.control.get_last_raw_message_by_subject(&subject).await {
+                overrides.insert(t, TenantLimit::decode(&String::from_utf8_lossy(&m.payload)));
+            }
+        }
         let mut in_flight = match &s.leases {
             Some(leases) => self.records(leases, "lease").await?,
             None => HashMap::new(),
@@ -578,7 +580,20 @@ impl Queue for NatsQueue {
             let t = tenants[i];
             let running = in_flight.get(t.as_str()).copied().unwrap_or(0);
             let lately = recent.get(t.as_str()).copied().unwrap_or(0);
-            let got = self.take(&s, t, &work[t], running, lately, quota).await?;
+            let limit = overrides
+                .get(t.as_str())
+                .copied()
+                .unwrap_or_default()
+                .over(self.configured_limit(t));
+            let room = |used: u64, limit: Option<u32>| {
+                limit.map_or(usize::MAX, |l| {
+                    usize::try_from(u64::from(l).saturating_sub(used)).unwrap_or(usize::MAX)
+                })
+            };
+            let allowed = quota
+                .min(room(running, limit.concurrency))
+                .min(room(lately, limit.per_second));
+            let got = self.take(&s, t, &work[t], allowed).await?;
             *in_flight.entry(t.clone()).or_default() += got.len() as u64;
             *recent.entry(t.clone()).or_default() += got.len() as u64;
             rr.took(i, got.len(), quota);
@@ -732,6 +747,38 @@ impl Queue for NatsQueue {
             .await?
             .values()
             .any(|n| *n > 0))
+    }
+
+    async fn set_limit(&self, tenant: &str, limit: TenantLimit) -> Result<(), QueueError> {
+        let s = self.streams().await?;
+        if (limit.concurrency.is_some() && s.leases.is_none())
+            || (limit.per_second.is_some() && s.recent.is_none())
+        {
+            return Err(QueueError::new(
+                ErrorKind::Config,
+                "nats: this queue was opened without that kind of tenant limit, so it keeps \
+                 no records to enforce it; give the workers a default limit of that kind",
+            ));
+        }
+        let subject = format!("{}.limit.{}", self.p(), tenant_key(tenant));
+        self.js
+            .publish(subject, limit.encode().into())
+            .await
+            .map_err(|e| backend("publish", e))?
+            .await
+            .map_err(|e| backend("publish", e))?;
+        Ok(())
+    }
+
+    async fn limit(&self, tenant: &str) -> Result<TenantLimit, QueueError> {
+        let s = self.streams().await?;
+        let t = tenant_key(tenant);
+        let subject = format!("{}.limit.{t}", self.p());
+        let own = match s.control.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => TenantLimit::decode(&String::from_utf8_lossy(&m.payload)),
+            Err(_) => TenantLimit::default(),
+        };
+        Ok(own.over(self.configured_limit(&t)))
     }
 
     async fn backlog(&self) -> Result<Vec<Backlog>, QueueError> {

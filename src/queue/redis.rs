@@ -13,7 +13,9 @@
 //! - `P:recent:t`: the tenant's deliveries of the last second (sorted set by
 //!   time), for its per-second limit;
 //! - `P:tenants`: tenant key → tenant name; `P:groups`: streams with a group;
-//! - `P:paused`: keys of the tenants whose jobs are not handed out.
+//! - `P:paused`: keys of the tenants whose jobs are not handed out;
+//!   `P:limits`: tenant key → `concurrency,per_second` set at run time (-1:
+//!   the configured limit).
 //!
 //! Every operation is one Lua script, so concurrent workers cannot both take
 //! a tenant's last free slot, and a stale token (its entry re-delivered since,
@@ -30,7 +32,7 @@ use redis::{Script, Value};
 
 use super::{
     format_deadline, parse_deadline, tenant_key, Backlog, DeadLetter, Delivery, Depth, Enqueued,
-    ErrorKind, LeaseToken, Priority, Queue, QueueError, QueueOptions, QueuedJob,
+    ErrorKind, LeaseToken, Priority, Queue, QueueError, QueueOptions, QueuedJob, TenantLimit,
 };
 
 pub struct RedisQueue {
@@ -158,6 +160,11 @@ end
 local function take(t)
   if redis.call('SISMEMBER', P .. ':paused', t) == 1 then return nil end
   local l = own[t] or default
+  local o = redis.call('HGET', P .. ':limits', t)
+  if o then
+    local c, r = string.match(o, '^(-?%d+),(-?%d+)$')
+    l = {c = opt(c) or l.c, r = opt(r) or l.r}
+  end
   local recent = P .. ':recent:' .. t
   if l.r then
     redis.call('ZREMRANGEBYSCORE', recent, '-inf', now - 1000)
@@ -672,6 +679,27 @@ impl Queue for RedisQueue {
             .query_async(&mut self.con.clone())
             .await
             .map_err(backend_err)
+    }
+
+    async fn set_limit(&self, tenant: &str, limit: TenantLimit) -> Result<(), QueueError> {
+        redis::cmd("HSET")
+            .arg(format!("{}:limits", self.prefix()))
+            .arg(tenant_key(tenant))
+            .arg(limit.encode())
+            .query_async::<()>(&mut self.con.clone())
+            .await
+            .map_err(backend_err)
+    }
+
+    async fn limit(&self, tenant: &str) -> Result<TenantLimit, QueueError> {
+        let stored: Option<String> = redis::cmd("HGET")
+            .arg(format!("{}:limits", self.prefix()))
+            .arg(tenant_key(tenant))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(backend_err)?;
+        let own = stored.map_or_else(TenantLimit::default, |s| TenantLimit::decode(&s));
+        Ok(own.over(self.options.tenant_limits.limit(tenant)))
     }
 
     async fn purge(&self) -> Result<(), QueueError> {
