@@ -15,7 +15,8 @@
 //! with their unit in the name; the encoding is the crate's, never
 //! hand-written.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -23,6 +24,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use crate::engine::record::InputRecord;
+use crate::model::{JobKind as ModelJobKind, LedgerEntry, Rating, Scope};
+use crate::queue::{Priority, Queue};
+use crate::store::WindowCommit;
 
 /// Input document kinds as the input log names them.
 pub const INPUT_KINDS: [&str; 8] = [
@@ -45,8 +51,18 @@ pub const EXECUTORS: [&str; 2] = ["policy", "http"];
 pub const EVENT_SINKS: [&str; 4] = ["store", "nats", "redis", "webhook"];
 /// The ledger's named consumers Recheck itself runs.
 pub const CURSOR_CONSUMERS: [&str; 1] = ["planner"];
-/// Why a job was dead-lettered.
-pub const DEAD_LETTER_REASONS: [&str; 3] = ["attempts_exhausted", "deadline", "max_deliver"];
+/// Why a job was dead-lettered: its last attempt failed, a retry could not
+/// finish before the SLA deadline, the executor said retrying is pointless,
+/// the queue gave up redelivering it, or the store did not know the job.
+pub const DEAD_LETTER_REASONS: [&str; 5] = [
+    "attempts_exhausted",
+    "deadline",
+    "not_retryable",
+    "max_deliver",
+    "unknown_job",
+];
+/// The tenant label of feed documents (advisories, global VEX).
+pub const GLOBAL_TENANT: &str = "global";
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindTenant {
@@ -129,6 +145,101 @@ pub struct RouteStatus {
 pub struct Component {
     pub component: String,
     pub version: String,
+}
+
+impl KindTenant {
+    /// The kind (the input log's tag) and owner of an input record.
+    pub fn of(record: &InputRecord) -> KindTenant {
+        let scope_tenant = |scope: &Scope| match scope {
+            Scope::Global => GLOBAL_TENANT.to_string(),
+            Scope::Tenant(t) => t.clone(),
+        };
+        let (kind, tenant) = match record {
+            InputRecord::Advisory { .. } => ("advisory", GLOBAL_TENANT.to_string()),
+            InputRecord::AdvisoryRemoved { .. } => ("advisory_removed", GLOBAL_TENANT.to_string()),
+            InputRecord::Sbom { tenant, .. } => ("sbom", tenant.clone()),
+            InputRecord::ArtifactRemoved { tenant, .. } => ("artifact_removed", tenant.clone()),
+            InputRecord::Vex { scope, .. } => ("vex", scope_tenant(scope)),
+            InputRecord::VexRemoved { scope, .. } => ("vex_removed", scope_tenant(scope)),
+            InputRecord::ArtifactMetadata { tenant, .. } => ("artifact_metadata", tenant.clone()),
+            InputRecord::WindowClosed { .. } => ("window_closed", GLOBAL_TENANT.to_string()),
+        };
+        KindTenant {
+            kind: kind.to_string(),
+            tenant,
+        }
+    }
+}
+
+impl KindExecutor {
+    pub fn new(kind: ModelJobKind, executor: &str) -> KindExecutor {
+        KindExecutor {
+            kind: job_kind(kind).to_string(),
+            executor: executor.to_string(),
+        }
+    }
+}
+
+impl Severity {
+    /// A job's highest severity (`none` without one).
+    pub fn of(rating: Option<Rating>) -> Severity {
+        let severity = match rating {
+            Some(Rating::Critical) => "critical",
+            Some(Rating::High) => "high",
+            Some(Rating::Medium) => "medium",
+            Some(Rating::Low) => "low",
+            _ => "none",
+        };
+        Severity {
+            severity: severity.to_string(),
+        }
+    }
+}
+
+impl Tenant {
+    pub fn new(tenant: &str) -> Tenant {
+        Tenant {
+            tenant: tenant.to_string(),
+        }
+    }
+}
+
+impl TenantReason {
+    pub fn new(tenant: &str, reason: &str) -> TenantReason {
+        TenantReason {
+            tenant: tenant.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl Sink {
+    /// The sink kind of a sink named by its URL (`nats`, `redis`, `webhook`).
+    pub fn of_url(url: &str) -> Sink {
+        let sink = match url.split_once("://").map(|(scheme, _)| scheme) {
+            Some("nats") => "nats",
+            Some("redis") | Some("rediss") => "redis",
+            Some("http") | Some("https") => "webhook",
+            _ => "other",
+        };
+        Sink {
+            sink: sink.to_string(),
+        }
+    }
+
+    pub fn store() -> Sink {
+        Sink {
+            sink: "store".to_string(),
+        }
+    }
+}
+
+/// The job kind as the job model serializes it.
+pub fn job_kind(kind: ModelJobKind) -> &'static str {
+    match kind {
+        ModelJobKind::Reevaluate => "reevaluate",
+        ModelJobKind::Rescan => "rescan",
+    }
 }
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -264,7 +375,7 @@ impl Metrics {
         );
         r.register(
             "recheck_input_apply_lag_seconds",
-            "Time from appending a document to the engine having applied its window",
+            "Time from appending a window's oldest document to the window being applied and committed",
             self.input_apply_lag.clone(),
         );
         r.register(
@@ -284,7 +395,7 @@ impl Metrics {
         );
         r.register(
             "recheck_engine_arrangement_records",
-            "Records held by the engine's arrangements, by arrangement",
+            "Records the engine's arrangements hold, by input collection (net of retractions) and impact_rows",
             self.arrangement_records.clone(),
         );
         r.register(
@@ -324,17 +435,17 @@ impl Metrics {
         );
         r.register(
             "recheck_queue_depth_jobs",
-            "Jobs waiting in the queue, by tenant and priority",
+            "Jobs ready to be leased, by tenant and priority (leased jobs and retries waiting out a delay not included)",
             self.queue_depth.clone(),
         );
         r.register(
             "recheck_queue_oldest_job_age_seconds",
-            "Age of the oldest waiting job, by tenant",
+            "Age of the oldest job the queue holds for a tenant (waiting or in flight)",
             self.queue_oldest_age.clone(),
         );
         r.register(
             "recheck_queue_leases_expired",
-            "Leases that expired before the worker acked, by tenant",
+            "Jobs delivered while an earlier holder's expired lease still had them running, by tenant",
             self.leases_expired.clone(),
         );
         r.register(
@@ -399,7 +510,7 @@ impl Metrics {
         );
         r.register(
             "recheck_worker_throttled_jobs",
-            "Deliveries held back by a tenant's concurrency or throughput limit",
+            "Leases that skipped a tenant with waiting jobs because of its concurrency or throughput limit (in-process queue)",
             self.jobs_throttled.clone(),
         );
         r.register(
@@ -494,6 +605,15 @@ impl Metrics {
             touch(&self.cursor_position, &l);
             touch(&self.cursor_lag, &l);
         }
+        for kind in INPUT_KINDS {
+            touch(
+                &self.input_appended,
+                &KindTenant {
+                    kind: kind.to_string(),
+                    tenant: GLOBAL_TENANT.to_string(),
+                },
+            );
+        }
         for tenant in tenants {
             self.preregister_tenant(tenant);
         }
@@ -562,6 +682,165 @@ impl Metrics {
         }
     }
 
+    /// Records appended to the input log (the newest at `last_seq`).
+    pub fn appended(&self, records: &[InputRecord], last_seq: u64) {
+        for r in records {
+            self.input_appended.get_or_create(&KindTenant::of(r)).inc();
+        }
+        self.input_log_seq.set(clamp(last_seq));
+    }
+
+    /// A window closed: the engine started on it at `started`; its oldest
+    /// record was appended at `open_since` (none for an empty window).
+    pub fn window_closed(&self, started: Instant, open_since: Option<Instant>) {
+        self.window_duration.observe(seconds_since(started));
+        if let Some(t) = open_since {
+            self.input_apply_lag.observe(seconds_since(t));
+        }
+    }
+
+    /// A window's commit written as ledger entry `entry`.
+    pub fn window_committed(&self, commit: &WindowCommit, entry: &LedgerEntry) {
+        let added = commit.deltas.iter().filter(|d| d.diff > 0).count() as u64;
+        let removed = commit.deltas.len() as u64 - added;
+        for (direction, n) in [("added", added), ("removed", removed)] {
+            self.deltas
+                .get_or_create(&Direction {
+                    direction: direction.to_string(),
+                })
+                .inc_by(n);
+        }
+        for job in &commit.jobs {
+            self.jobs_planned
+                .get_or_create(&JobKind {
+                    kind: job_kind(job.kind).to_string(),
+                })
+                .inc();
+        }
+        self.deltas_coalesced.inc_by(commit.deltas.len() as u64);
+        for c in &commit.cursors {
+            let consumer = Consumer {
+                consumer: c.name.clone(),
+            };
+            self.cursor_position
+                .get_or_create(&consumer)
+                .set(clamp(c.position));
+            self.cursor_lag
+                .get_or_create(&consumer)
+                .set(clamp((entry.index + 1).saturating_sub(c.position)));
+        }
+        self.ledger_head.set(clamp(entry.window));
+    }
+
+    /// Records one of the engine's arrangements holds.
+    pub fn arrangement(&self, name: &str, records: i64) {
+        self.arrangement_records
+            .get_or_create(&Arrangement {
+                arrangement: name.to_string(),
+            })
+            .set(records);
+    }
+
+    /// A document refused before reaching the input log (`reason`: one of
+    /// [`REJECT_REASONS`]).
+    pub fn rejected(&self, reason: &str) {
+        self.input_rejected
+            .get_or_create(&label_reason(reason))
+            .inc();
+    }
+
+    /// A job moved from the store's outbox into the queue.
+    pub fn dispatched(&self, tenant: &str) {
+        self.jobs_dispatched
+            .get_or_create(&Tenant::new(tenant))
+            .inc();
+    }
+
+    /// A lease skipped a tenant with waiting jobs at its concurrency or
+    /// throughput limit.
+    pub fn throttled(&self, tenant: &str) {
+        self.jobs_throttled
+            .get_or_create(&Tenant::new(tenant))
+            .inc();
+    }
+
+    /// A job delivered again (after a lease expired or a nak).
+    pub fn redelivered(&self, tenant: &str) {
+        self.redeliveries.get_or_create(&Tenant::new(tenant)).inc();
+    }
+
+    /// A delivery found its job still running: the previous holder's lease
+    /// expired under it.
+    pub fn lease_expired(&self, tenant: &str) {
+        self.leases_expired
+            .get_or_create(&Tenant::new(tenant))
+            .inc();
+    }
+
+    /// A worker gave up on a job (`reason`: one of [`DEAD_LETTER_REASONS`]).
+    pub fn dead_lettered(&self, tenant: &str, reason: &str) {
+        self.dead_lettered
+            .get_or_create(&TenantReason::new(tenant, reason))
+            .inc();
+    }
+
+    /// An attempt started; the slot counts as busy until the guard drops.
+    pub fn job_started(&self, labels: &KindExecutor) -> BusySlot {
+        self.jobs_started.get_or_create(labels).inc();
+        self.workers_busy.inc();
+        BusySlot
+    }
+
+    /// An attempt that started at `started` ended.
+    pub fn job_finished(&self, labels: &KindExecutor, started: Instant, ok: bool) {
+        let outcome = if ok {
+            &self.jobs_succeeded
+        } else {
+            &self.jobs_failed
+        };
+        outcome.get_or_create(labels).inc();
+        self.job_duration
+            .get_or_create(labels)
+            .observe(seconds_since(started));
+    }
+
+    /// A job finished (succeeded or dead-lettered) after `attempts` attempts,
+    /// now, against its SLA `deadline`; false when that breached the SLA.
+    pub fn job_done(
+        &self,
+        attempts: u32,
+        deadline: chrono::DateTime<chrono::Utc>,
+        worst: Option<Rating>,
+    ) -> bool {
+        self.job_attempts.observe(f64::from(attempts));
+        let severity = Severity::of(worst);
+        let margin = (deadline - chrono::Utc::now()).num_milliseconds() as f64 / 1000.0;
+        self.sla_margin.get_or_create(&severity).observe(margin);
+        let met = margin >= 0.0;
+        if !met {
+            self.sla_breaches.get_or_create(&severity).inc();
+        }
+        met
+    }
+
+    /// A completion event delivered to (or refused by) a sink.
+    pub fn event_published(&self, sink: &Sink, ok: bool) {
+        let family = if ok {
+            &self.events_published
+        } else {
+            &self.event_publish_failures
+        };
+        family.get_or_create(sink).inc();
+    }
+
+    /// A job the queue itself gave up on after `max_deliver` deliveries
+    /// (its workers kept dying or timing out on it).
+    pub fn max_deliver_dead_lettered(&self, tenant: &str) {
+        self.dead_lettered
+            .get_or_create(&TenantReason::new(tenant, "max_deliver"))
+            .inc();
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -572,6 +851,80 @@ impl Metrics {
         }
         out
     }
+}
+
+/// A worker slot running a job; dropping it frees the slot in
+/// `recheck_worker_busy_slots`.
+pub struct BusySlot;
+
+impl Drop for BusySlot {
+    fn drop(&mut self) {
+        get().workers_busy.dec();
+    }
+}
+
+/// Keeps the queue gauges (depth by tenant and priority, oldest job age,
+/// paused) current: every `every`, one [`Queue::backlog`] call. A tenant that left
+/// the queue reads zero. Runs until the task is dropped; a failed sample
+/// keeps the previous values and is logged.
+pub async fn sample_queue(queue: Arc<dyn Queue>, every: Duration) {
+    let m = get();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let backlog = match queue.backlog().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "sampling the queue's backlog");
+                continue;
+            }
+        };
+        let now = chrono::Utc::now();
+        let mut current = std::collections::BTreeSet::new();
+        for b in &backlog {
+            for (priority, n) in Priority::ALL.iter().zip(b.ready) {
+                m.queue_depth
+                    .get_or_create(&TenantPriority {
+                        tenant: b.tenant.clone(),
+                        priority: priority.as_str().to_string(),
+                    })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            if let Ok(paused) = queue.paused(&b.tenant).await {
+                m.tenant_paused
+                    .get_or_create(&Tenant::new(&b.tenant))
+                    .set(i64::from(paused));
+            }
+            let age = b.oldest.map_or(0, |t| (now - t).num_seconds().max(0));
+            m.queue_oldest_age
+                .get_or_create(&Tenant::new(&b.tenant))
+                .set(age);
+            current.insert(b.tenant.clone());
+        }
+        for gone in seen.difference(&current) {
+            for priority in PRIORITIES {
+                m.queue_depth
+                    .get_or_create(&TenantPriority {
+                        tenant: gone.clone(),
+                        priority: priority.to_string(),
+                    })
+                    .set(0);
+            }
+            m.queue_oldest_age.get_or_create(&Tenant::new(gone)).set(0);
+        }
+        seen.extend(current);
+    }
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Seconds since `start`, for the histograms.
+pub fn seconds_since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64()
 }
 
 /// Creates a series at zero without recording anything.

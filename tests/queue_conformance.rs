@@ -666,6 +666,125 @@ async fn bench_drains_every_job(backend: &str) {
     );
 }
 
+/// The backlog the queue gauges sample: ready jobs per tenant and class
+/// (leased ones not counted), and the oldest job's enqueue time.
+async fn backlog_by_tenant_and_class(backend: &str) {
+    let Some(q) = open(backend, "backlog", long_lease).await else {
+        return;
+    };
+    assert!(q.backlog().await.unwrap().iter().all(|b| b.ready == [0; 3]));
+    let before = Utc::now() - chrono::TimeDelta::seconds(2);
+    enqueue_all(
+        q.as_ref(),
+        [
+            job(1, "acme", Priority::Emergency, at(1)),
+            job(2, "acme", Priority::Normal, at(2)),
+            job(3, "acme", Priority::Normal, at(3)),
+            job(4, "globex", Priority::High, at(4)),
+        ],
+    )
+    .await;
+    let after = Utc::now() + chrono::TimeDelta::seconds(2);
+    let backlog = q.backlog().await.unwrap();
+    let by: BTreeMap<&str, &queue::Backlog> =
+        backlog.iter().map(|b| (b.tenant.as_str(), b)).collect();
+    assert_eq!(by.len(), 2, "{backlog:?}");
+    assert_eq!(by["acme"].ready, [1, 0, 2]);
+    assert_eq!(by["globex"].ready, [0, 1, 0]);
+    for b in &backlog {
+        let oldest = b.oldest.expect("an enqueue time");
+        assert!(before <= oldest && oldest <= after, "{b:?}");
+    }
+    // A leased job is no longer ready, but still the tenant's oldest.
+    let leased = lease_until(q.as_ref(), "c", 1, Duration::from_secs(10)).await;
+    assert_eq!(leased.len(), 1);
+    let backlog = q.backlog().await.unwrap();
+    let ready: u64 = backlog.iter().flat_map(|b| b.ready).sum();
+    assert_eq!(ready, 3, "{backlog:?}");
+    assert!(backlog.iter().all(|b| b.oldest.is_some()));
+    q.purge().await.unwrap();
+}
+
+/// A paused tenant's jobs wait, for every handle on the queue (another
+/// process's included), while other tenants' are handed out; resuming hands
+/// them out again.
+async fn pause_and_resume(backend: &str) {
+    let Some(q) = open(backend, "pause", long_lease).await else {
+        return;
+    };
+    // The same queue as another process opens it (memory: one process).
+    let other = match backend {
+        "memory" => q.clone(),
+        _ => {
+            let (url, _) = url(backend).unwrap();
+            let mut o = options(backend, "pause");
+            long_lease(&mut o);
+            queue::open(&url, o).await.unwrap()
+        }
+    };
+    enqueue_normal(q.as_ref(), "acme", 0..3).await;
+    enqueue_normal(q.as_ref(), "globex", 10..12).await;
+    q.set_paused("acme", true).await.unwrap();
+    assert!(other.paused("acme").await.unwrap());
+    assert!(!other.paused("globex").await.unwrap());
+    let got = lease_until(other.as_ref(), "c", 5, Duration::from_secs(3)).await;
+    let tenants: BTreeSet<&str> = got.iter().map(|d| d.job.tenant.as_str()).collect();
+    assert_eq!(got.len(), 2, "{tenants:?}");
+    assert_eq!(tenants, BTreeSet::from(["globex"]));
+    for d in &got {
+        other.ack(&d.token).await.unwrap();
+    }
+    assert_eq!(q.depth("acme").await.unwrap().pending, 3);
+    other.set_paused("acme", false).await.unwrap();
+    assert!(!q.paused("acme").await.unwrap());
+    let got = lease_until(q.as_ref(), "c", 3, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|d| d.job.tenant == "acme"));
+    q.purge().await.unwrap();
+}
+
+/// A concurrency limit set at run time through one handle holds for leases
+/// through another, and lifting it (back to the configured, generous
+/// default) hands out the rest.
+async fn run_time_limits(backend: &str) {
+    // NATS keeps in-flight records only when opened with a concurrency
+    // limit of some kind: a generous default.
+    let generous = |o: &mut QueueOptions| {
+        long_lease(o);
+        o.tenant_limits.default.concurrency = Some(100);
+    };
+    let Some(q) = open(backend, "limits", generous).await else {
+        return;
+    };
+    let other = match backend {
+        "memory" => q.clone(),
+        _ => {
+            let (url, _) = url(backend).unwrap();
+            let mut o = options(backend, "limits");
+            generous(&mut o);
+            queue::open(&url, o).await.unwrap()
+        }
+    };
+    enqueue_normal(q.as_ref(), "acme", 0..4).await;
+    let one = TenantLimit {
+        concurrency: Some(1),
+        per_second: None,
+    };
+    q.set_limit("acme", one).await.unwrap();
+    assert_eq!(other.limit("acme").await.unwrap(), one);
+    assert_eq!(other.limit("globex").await.unwrap().concurrency, Some(100));
+    let got = lease_until(other.as_ref(), "c", 4, Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1, "a concurrency of 1 handed out {}", got.len());
+    other.ack(&got[0].token).await.unwrap();
+    let got = lease_until(other.as_ref(), "c", 4, Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1);
+    q.set_limit("acme", TenantLimit::default()).await.unwrap();
+    assert_eq!(other.limit("acme").await.unwrap().concurrency, Some(100));
+    let rest = lease_until(other.as_ref(), "c", 2, Duration::from_secs(10)).await;
+    assert_eq!(rest.len(), 2);
+    q.purge().await.unwrap();
+}
+
 macro_rules! conformance {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -699,6 +818,9 @@ macro_rules! suite {
                 tenant_rate_limit,
                 workers_share_one_queue,
                 bench_drains_every_job,
+                backlog_by_tenant_and_class,
+                pause_and_resume,
+                run_time_limits,
             );
         )*
     };

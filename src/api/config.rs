@@ -24,6 +24,15 @@
 //! [windows]
 //! max_records = 10000
 //! max_delay_ms = 200
+//!
+//! [webhooks]                  # feed webhooks (advisory / VEX exports)
+//! max_requests = 120          # per tenant per window (then 429)
+//! window_secs = 60
+//!
+//! [[webhooks.secrets]]        # the HMAC key an upstream service signs with
+//! tenant = "acme"
+//! secret = "a long random string"   # kept in clear: HMAC needs it
+//! feed = true                 # may write the global feed (advisories, feed VEX)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -159,6 +168,39 @@ impl Default for WindowPolicy {
     }
 }
 
+/// Feed webhooks: who may sign them, and how often one tenant may call.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Requests one tenant's webhooks may make within `window_secs`; more
+    /// are answered 429 with `Retry-After`.
+    pub max_requests: u32,
+    pub window_secs: u64,
+    pub secrets: Vec<WebhookSecret>,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            max_requests: 120,
+            window_secs: 60,
+            secrets: Vec::new(),
+        }
+    }
+}
+
+/// One tenant's webhook key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSecret {
+    pub tenant: String,
+    /// The HMAC-SHA256 key, as text.
+    pub secret: String,
+    /// May write the global feed: advisories and global VEX.
+    #[serde(default)]
+    pub feed: bool,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeConfig {
@@ -172,6 +214,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     #[serde(default)]
     pub windows: WindowPolicy,
+    #[serde(default)]
+    pub webhooks: WebhookConfig,
     /// Directory of the config file, for relative key paths.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -210,6 +254,23 @@ impl ServeConfig {
                     key.name
                 ));
             }
+        }
+        for hook in &self.webhooks.secrets {
+            if !self.tenants.contains(&hook.tenant) {
+                return Err(format!(
+                    "webhook secret: tenant {} is not listed in tenants",
+                    hook.tenant
+                ));
+            }
+            if hook.secret.len() < 16 {
+                return Err(format!(
+                    "webhook secret of {}: at least 16 characters",
+                    hook.tenant
+                ));
+            }
+        }
+        if self.webhooks.max_requests == 0 || self.webhooks.window_secs == 0 {
+            return Err("webhooks: max_requests and window_secs must be positive".into());
         }
         for (i, key) in self.jwt_keys.iter().enumerate() {
             let secret = key.algorithm == JwtAlgorithm::Hs256;

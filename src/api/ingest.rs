@@ -153,7 +153,7 @@ impl From<WriteError> for Problem {
 }
 
 /// 202 with the seqs, or with `wait` 200 once applied.
-async fn settle(appended: Appended) -> Result<(StatusCode, Option<u64>), Problem> {
+pub(super) async fn settle(appended: Appended) -> Result<(StatusCode, Option<u64>), Problem> {
     match appended.applied {
         None => Ok((StatusCode::ACCEPTED, None)),
         Some(rx) => {
@@ -165,13 +165,13 @@ async fn settle(appended: Appended) -> Result<(StatusCode, Option<u64>), Problem
     }
 }
 
-fn to_value<T: Serialize>(status: StatusCode, body: &T) -> Outcome {
+pub(super) fn to_value<T: Serialize>(status: StatusCode, body: &T) -> Outcome {
     serde_json::to_value(body)
         .map(|v| (status, v))
         .map_err(|e| Problem::internal(&e))
 }
 
-fn request_fingerprint(method: &Method, uri: &Uri, body: &[u8]) -> String {
+pub(super) fn request_fingerprint(method: &Method, uri: &Uri, body: &[u8]) -> String {
     fingerprint(method.as_str(), &uri.to_string(), body)
 }
 

@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod config;
+mod controls;
 pub mod events;
 mod examples;
 mod extract;
@@ -21,11 +22,13 @@ mod impact;
 mod ingest;
 mod job_control;
 mod jobs;
+mod metrics;
 pub mod problem;
 mod runs;
 mod runtime;
 mod schedules;
 mod whatif;
+pub mod webhooks;
 pub mod writer;
 
 use std::sync::Arc;
@@ -57,6 +60,9 @@ pub struct AppState {
     pub queue: Option<Arc<dyn Queue>>,
     /// Live events for `/events/stream`.
     pub events: Arc<events::EventHub>,
+    /// Feed webhook secrets and rate limits (none configured: every
+    /// webhook call is refused).
+    pub webhooks: Arc<webhooks::Webhooks>,
     idempotency: Arc<idempotency::Idempotency>,
 }
 
@@ -74,6 +80,7 @@ impl AppState {
             limits,
             queue: None,
             events: Arc::new(events::EventHub::default()),
+            webhooks: Arc::new(webhooks::Webhooks::default()),
             idempotency: Arc::new(idempotency::Idempotency::default()),
         }
     }
@@ -85,6 +92,11 @@ impl AppState {
 
     pub fn with_events(mut self, events: Arc<events::EventHub>) -> AppState {
         self.events = events;
+        self
+    }
+
+    pub fn with_webhooks(mut self, config: config::WebhookConfig) -> AppState {
+        self.webhooks = Arc::new(webhooks::Webhooks::new(config));
         self
     }
 }
@@ -120,9 +132,10 @@ impl Modify for SecuritySchemes {
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("api_key" = [])),
     tags(
-        (name = "ingest", description = "Documents into the input log (scheduler.ingest; global feed: scheduler.admin)"),
+        (name = "ingest", description = "Documents into the input log (scheduler.ingest; global feed: scheduler.admin; feed webhooks: an HMAC signature instead of a credential)"),
         (name = "impact", description = "Impact sets as of the last closed window (scheduler.runs.read)"),
         (name = "jobs", description = "Recheck jobs, dead letters and completion events (reads: scheduler.runs.read; retry, cancel, replay: scheduler.runs.write)"),
+        (name = "controls", description = "Pause and resume a tenant's queue, set its throughput limits (scheduler.admin, own tenant)"),
         (name = "health", description = "Probes (no credential)")
     )
 )]
@@ -160,6 +173,11 @@ fn operations() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(whatif::post_whatif))
         .routes(routes!(runtime::post_runtime))
+        .routes(routes!(controls::pause_tenant))
+        .routes(routes!(controls::resume_tenant))
+        .routes(routes!(controls::put_limits))
+        .routes(routes!(webhooks::advisory_export))
+        .routes(routes!(webhooks::vex_export))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }
@@ -176,13 +194,23 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     documented().1
 }
 
+/// The router of a process that only reports: `GET /metrics` and
+/// `GET /healthz` (`recheck worker --metrics-listen`).
+pub fn metrics_router() -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(metrics::metrics))
+        .route("/healthz", axum::routing::get(health::healthz))
+}
+
 /// The API's router; `/api/v1/openapi.json` serves the document generated
 /// from the same registrations.
 pub fn router(state: AppState) -> Router {
     let max_body = state.limits.max_body_bytes;
     let (router, doc) = documented();
+    let ingest = metrics::routes(&doc);
     let doc = Arc::new(doc);
     router
+        .route("/metrics", axum::routing::get(metrics::metrics))
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {
@@ -199,5 +227,9 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            ingest,
+            metrics::record,
+        ))
         .with_state(state)
 }

@@ -44,6 +44,7 @@ pub mod kinds {
     pub const TOO_LARGE: &str = "/problems/payload-too-large";
     pub const IDEMPOTENCY: &str = "/problems/idempotency-key-reused";
     pub const UNAVAILABLE: &str = "/problems/unavailable";
+    pub const RATE_LIMITED: &str = "/problems/rate-limited";
     pub const INTERNAL: &str = "/problems/internal";
 }
 

@@ -258,12 +258,19 @@ pub fn serve(
         .build()
         .context("starting the async runtime")?;
     let auth = Authenticator::new(&config)?;
+    recheck::metrics::get().preregister("serve", config.tenants.iter().map(String::as_str));
     let store = runtime
         .block_on(recheck::store::open(&args.store))
         .with_context(|| format!("opening store {}", args.store))?;
     let queue = runtime
         .block_on(queue::open(&args.queue, args.worker.queue_options()))
         .with_context(|| format!("opening the queue {}", args.queue))?;
+    // The control plane owns the queue gauges: workers sharing the queue
+    // would report the same backlog once each.
+    runtime.spawn(recheck::metrics::sample_queue(
+        queue.clone(),
+        std::time::Duration::from_secs(5),
+    ));
     let engine = EngineConfig {
         workers: args.engine_workers.max(1),
         processes: 1,
@@ -301,7 +308,8 @@ pub fn serve(
     ));
     let state = AppState::new(auth, store.clone(), writer, config.limits.clone())
         .with_queue(queue.clone())
-        .with_events(hub.clone());
+        .with_events(hub.clone())
+        .with_webhooks(config.webhooks.clone());
     let app = router(state);
     runtime.block_on(async {
         recover(store.as_ref(), queue.as_ref())

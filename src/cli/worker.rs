@@ -6,6 +6,7 @@
 //! which runs the same [`Worker`] in-process; [`build`] turns them into one,
 //! so both commands wire a worker the same way.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -43,6 +44,10 @@ pub struct WorkerArgs {
     /// completion events.
     #[arg(long, value_name = "FILE")]
     pub signing_key: PathBuf,
+    /// Serve Prometheus metrics on this address (`GET /metrics`, no
+    /// credential; e.g. 127.0.0.1:9464). Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub options: WorkerOptions,
 }
@@ -224,6 +229,19 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         let queue = queue::open(&args.queue, args.options.queue_options())
             .await
             .with_context(|| format!("opening the queue {}", args.queue))?;
+        recheck::metrics::get().preregister("worker", []);
+        if let Some(addr) = args.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics-listen {addr}"))?;
+            let local = listener.local_addr().context("reading the bound address")?;
+            eprintln!("metrics on http://{local}/metrics");
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, recheck::api::metrics_router()).await {
+                    tracing::error!(error = %e, "metrics listener stopped");
+                }
+            });
+        }
         let worker =
             Arc::new(build(store, queue, policy, key, &args.options, args.concurrency).await?);
         eprintln!(

@@ -103,8 +103,10 @@ async fn enqueue_all(queue: &dyn Queue, jobs: &[RecheckJob]) -> Result<Dispatche
     let mut done = Dispatched::default();
     for job in jobs {
         let message = queued_job(job)?;
-        if queue.enqueue(message).await? == Enqueued::Duplicate {
-            done.duplicates += 1;
+        let tenant = message.tenant.clone();
+        match queue.enqueue(message).await? {
+            Enqueued::Duplicate => done.duplicates += 1,
+            Enqueued::Accepted => crate::metrics::get().dispatched(&tenant),
         }
         done.enqueued += 1;
         failpoint::hit(failpoint::MID_DISPATCH);

@@ -16,6 +16,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
@@ -141,6 +142,10 @@ pub struct Pipeline {
     last_seq: u64,
     recovered: Recovered,
     readiness: Readiness,
+    /// When the oldest record of the open window was appended (for the
+    /// append → applied lag), and how many records it holds so far.
+    open_since: Option<Instant>,
+    open_records: u64,
     // Last, so the store's connections close before the runtime stops.
     runtime: tokio::runtime::Runtime,
 }
@@ -223,6 +228,8 @@ impl Pipeline {
             runtime,
             recovered: Recovered::default(),
             readiness,
+            open_since: None,
+            open_records: 0,
         };
         if let Some(snapshot) = snapshot {
             pipeline.load_snapshot(snapshot)?;
@@ -231,6 +238,7 @@ impl Pipeline {
             pipeline.rebuild(from, last_seq)?;
         }
         pipeline.readiness.0.ready.store(true, Ordering::Release);
+        crate::metrics::get().engine_ready.set(1);
         Ok(pipeline)
     }
 
@@ -363,18 +371,29 @@ impl Pipeline {
         if let Some(last) = seqs.last() {
             self.last_seq = *last;
         }
+        let metrics = crate::metrics::get();
+        metrics.appended(&records, self.last_seq);
         failpoint::hit(failpoint::AFTER_INPUT_APPEND);
+        let appended = Instant::now();
         let mut committed = Vec::new();
         for (seq, record) in seqs.into_iter().zip(records) {
             let closed_at = record.close_stamp();
             let entry = LogEntry { seq, record };
+            let started = Instant::now();
             if let Some(closed) = self.engine.apply(&entry)? {
                 let closed_at = closed_at.unwrap_or_else(|| (self.clock)());
                 committed.push(self.commit(seq, closed, closed_at)?);
+                metrics.window_closed(started, self.open_since.take());
+                self.open_records = 0;
             } else {
+                self.open_since.get_or_insert(appended);
+                self.open_records += 1;
                 failpoint::hit(failpoint::MID_WINDOW);
             }
         }
+        metrics
+            .frontier_lag
+            .set(i64::try_from(self.open_records).unwrap_or(i64::MAX));
         Ok(committed)
     }
 
@@ -393,6 +412,9 @@ impl Pipeline {
             .commit(window, seq, deltas, closed_at, Some(cursor));
         let outcome = self.runtime.block_on(self.store.commit_window(&commit))?;
         failpoint::hit(failpoint::AFTER_LEDGER_COMMIT);
+        if let CommitOutcome::Committed { entry, .. } = &outcome {
+            crate::metrics::get().window_committed(&commit, entry);
+        }
         self.head = match &outcome {
             CommitOutcome::Committed { entry, .. } => Some(entry.clone()),
             // Someone else committed it: follow the store's head.

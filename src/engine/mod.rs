@@ -185,6 +185,56 @@ pub struct Engine {
     pending: Updates,
     last_window: Option<u64>,
     render: bool,
+    /// Net records sent into each input collection, and impact rows out:
+    /// what the arrangements over them hold (for the metrics).
+    held: Held,
+}
+
+/// Records the dataflow's arrangements hold, counted at its edges.
+#[derive(Default)]
+struct Held {
+    inputs: [i64; 8],
+    rows: i64,
+}
+
+impl Held {
+    const NAMES: [&'static str; 9] = [
+        "instances",
+        "versions",
+        "entries",
+        "severities",
+        "names",
+        "statements",
+        "artifact_keys",
+        "component_keys",
+        "impact_rows",
+    ];
+
+    fn add(&mut self, u: &Updates) {
+        fn net<D>(rows: &[(D, df::Diff)]) -> i64 {
+            rows.iter().map(|(_, d)| *d as i64).sum()
+        }
+        let nets = [
+            net(&u.instances),
+            net(&u.versions),
+            net(&u.entries),
+            net(&u.severities),
+            net(&u.names),
+            net(&u.statements),
+            net(&u.artifact_keys),
+            net(&u.component_keys),
+        ];
+        for (held, n) in self.inputs.iter_mut().zip(nets) {
+            *held += n;
+        }
+    }
+
+    fn record(&self) {
+        let values = self.inputs.iter().chain(std::iter::once(&self.rows));
+        for (name, n) in Self::NAMES.iter().zip(values) {
+            crate::metrics::get().arrangement(name, *n);
+        }
+    }
 }
 
 fn feed<D: differential_dataflow::ExchangeData>(
@@ -421,6 +471,7 @@ impl Engine {
             pending: Updates::default(),
             last_window: None,
             render: true,
+            held: Held::default(),
         })
     }
 
@@ -452,10 +503,13 @@ impl Engine {
                     });
                 }
                 let updates = std::mem::take(&mut self.pending);
+                self.held.add(&updates);
                 self.send(Command::Apply(Box::new(updates)))?;
                 self.send(Command::Close(*window))?;
                 self.last_window = Some(*window);
                 let deltas = self.deltas.recv().map_err(|_| EngineError::Stopped)?;
+                self.held.rows += deltas.rows.iter().map(|(_, d)| *d as i64).sum::<i64>();
+                self.held.record();
                 let findings = deltas
                     .rows
                     .iter()
@@ -475,6 +529,7 @@ impl Engine {
                 self.catalog.apply(entry.seq, record, &mut self.pending);
                 if self.pending.len() >= Self::BATCH {
                     let updates = std::mem::take(&mut self.pending);
+                    self.held.add(&updates);
                     self.send(Command::Apply(Box::new(updates)))?;
                 }
                 Ok(None)

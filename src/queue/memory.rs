@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::{
-    DeadLetter, Delivery, Depth, Enqueued, ErrorKind, LeaseToken, Priority, Queue, QueueError,
-    QueueOptions, QueuedJob, RoundRobin,
+    Backlog, DeadLetter, Delivery, Depth, Enqueued, ErrorKind, LeaseToken, Priority, Queue,
+    QueueError, QueueOptions, QueuedJob, RoundRobin, TenantLimit,
 };
 
 pub struct MemoryQueue {
@@ -39,11 +39,14 @@ struct State {
     dead: BTreeMap<u64, DeadLetter>,
     next_id: u64,
     cursor: usize,
+    paused: std::collections::BTreeSet<String>,
+    overrides: BTreeMap<String, TenantLimit>,
 }
 
 struct Entry {
     job: QueuedJob,
     deliveries: u32,
+    enqueued: DateTime<Utc>,
 }
 
 #[derive(Default)]
@@ -98,7 +101,15 @@ impl MemoryQueue {
         tenant: &str,
         now: Instant,
     ) -> Option<(u64, QueuedJob, u32)> {
-        let limit = self.options.tenant_limits.limit(tenant);
+        let limit = st
+            .overrides
+            .get(tenant)
+            .copied()
+            .unwrap_or_default()
+            .over(self.options.tenant_limits.limit(tenant));
+        if st.paused.contains(tenant) {
+            return None;
+        }
         loop {
             let tq = st.tenants.get_mut(tenant)?;
             while tq
@@ -111,6 +122,9 @@ impl MemoryQueue {
             let full = |used: u64, limit: Option<u32>| limit.is_some_and(|l| used >= u64::from(l));
             if full(tq.leased, limit.concurrency) || full(tq.recent.len() as u64, limit.per_second)
             {
+                if !tq.ready.is_empty() {
+                    crate::metrics::get().throttled(tenant);
+                }
                 return None;
             }
             let Reverse((_, _, id)) = tq.ready.pop()?;
@@ -119,6 +133,7 @@ impl MemoryQueue {
             };
             if e.deliveries >= self.options.max_deliver {
                 let reason = max_deliver_reason(e.deliveries, self.options.max_deliver);
+                crate::metrics::get().max_deliver_dead_lettered(&e.job.tenant);
                 st.bury(id, reason);
                 continue;
             }
@@ -225,7 +240,14 @@ impl State {
         let id = self.next_id;
         self.next_id += 1;
         self.tenants.entry(job.tenant.clone()).or_default();
-        self.entries.insert(id, Entry { job, deliveries: 0 });
+        self.entries.insert(
+            id,
+            Entry {
+                job,
+                deliveries: 0,
+                enqueued: Utc::now(),
+            },
+        );
         self.make_ready(id);
     }
 }
@@ -352,6 +374,61 @@ impl Queue for MemoryQueue {
                 dead_lettered: tq.dead,
             })
             .unwrap_or_default())
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, QueueError> {
+        let st = self.state();
+        let mut out: BTreeMap<&str, Backlog> = BTreeMap::new();
+        for (name, tq) in &st.tenants {
+            let mut b = Backlog {
+                tenant: name.clone(),
+                ready: [0; 3],
+                oldest: None,
+            };
+            for Reverse((_, priority, id)) in &tq.ready {
+                let live = st.entries.contains_key(id) && !st.leases.contains_key(id);
+                if let Some(i) = Priority::ALL
+                    .iter()
+                    .position(|p| p == priority)
+                    .filter(|_| live)
+                {
+                    b.ready[i] += 1;
+                }
+            }
+            out.insert(name, b);
+        }
+        for e in st.entries.values() {
+            if let Some(b) = out.get_mut(e.job.tenant.as_str()) {
+                b.oldest = Some(b.oldest.map_or(e.enqueued, |o| o.min(e.enqueued)));
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    async fn set_paused(&self, tenant: &str, paused: bool) -> Result<(), QueueError> {
+        let mut st = self.state();
+        if paused {
+            st.paused.insert(tenant.to_string());
+        } else {
+            st.paused.remove(tenant);
+        }
+        Ok(())
+    }
+
+    async fn paused(&self, tenant: &str) -> Result<bool, QueueError> {
+        Ok(self.state().paused.contains(tenant))
+    }
+
+    async fn set_limit(&self, tenant: &str, limit: TenantLimit) -> Result<(), QueueError> {
+        self.state().overrides.insert(tenant.to_string(), limit);
+        Ok(())
+    }
+
+    async fn limit(&self, tenant: &str) -> Result<TenantLimit, QueueError> {
+        let own = self.state().overrides.get(tenant).copied();
+        Ok(own
+            .unwrap_or_default()
+            .over(self.options.tenant_limits.limit(tenant)))
     }
 
     async fn purge(&self) -> Result<(), QueueError> {

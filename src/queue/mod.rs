@@ -24,7 +24,8 @@
 //!   within a class is EDF unless two SLAs share a class;
 //! - across tenants, round-robin: equal shares per round of a lease;
 //! - a tenant at its concurrency limit or its deliveries-per-second limit
-//!   ([`TenantLimits`]) is skipped.
+//!   ([`TenantLimits`]) is skipped, and so is a paused tenant
+//!   ([`Queue::set_paused`]).
 
 pub mod bench;
 pub mod memory;
@@ -180,6 +181,20 @@ pub struct Depth {
     pub dead_lettered: u64,
 }
 
+/// What one tenant has in the queue, for the queue gauges of
+/// [`crate::metrics`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backlog {
+    pub tenant: String,
+    /// Jobs ready to be leased now, by class in [`Priority::ALL`] order
+    /// (leased jobs and retries waiting out a `nak` delay are not ready).
+    pub ready: [u64; 3],
+    /// When the oldest job the queue holds for the tenant (ready, delayed
+    /// or leased) entered it; a retry re-added after its delay counts from
+    /// then on the Redis backend, from its first enqueue on the others.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
 /// How much of the workers one tenant may hold; `None` = unlimited. A
 /// tenant at a limit is skipped by `lease` (others are not held up).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -189,6 +204,33 @@ pub struct TenantLimit {
     /// At most this many deliveries (leases handed out, redeliveries
     /// included) in any one-second window: throttling.
     pub per_second: Option<u32>,
+}
+
+impl TenantLimit {
+    /// `concurrency,per_second`, -1 for none: how a run-time override is
+    /// kept on a queue's server.
+    fn encode(self) -> String {
+        let none = |v: Option<u32>| v.map_or(-1, i64::from);
+        format!("{},{}", none(self.concurrency), none(self.per_second))
+    }
+
+    /// The inverse of [`TenantLimit::encode`]; anything unreadable is none.
+    fn decode(s: &str) -> TenantLimit {
+        let mut parts = s.split(',').map(|p| p.trim().parse::<i64>().ok());
+        let mut field = || parts.next().flatten().and_then(|n| u32::try_from(n).ok());
+        TenantLimit {
+            concurrency: field(),
+            per_second: field(),
+        }
+    }
+
+    /// `self`'s fields where set, else `base`'s.
+    pub fn over(self, base: TenantLimit) -> TenantLimit {
+        TenantLimit {
+            concurrency: self.concurrency.or(base.concurrency),
+            per_second: self.per_second.or(base.per_second),
+        }
+    }
 }
 
 /// Limits per tenant; a tenant's own entry overrides the default field by
@@ -304,6 +346,27 @@ pub trait Queue: Send + Sync {
     async fn replay_dead_letter(&self, id: &str) -> Result<(), QueueError>;
 
     async fn depth(&self, tenant: &str) -> Result<Depth, QueueError>;
+
+    /// Every tenant the queue holds jobs for, with what is waiting (sorted
+    /// by tenant). A tenant with nothing left may still be listed, at zero.
+    async fn backlog(&self) -> Result<Vec<Backlog>, QueueError>;
+
+    /// Stop (`true`) or resume handing out `tenant`'s jobs. The flag lives
+    /// with the queue (on its server for NATS and Redis), so every process
+    /// leasing from it obeys; jobs keep arriving and wait.
+    async fn set_paused(&self, tenant: &str, paused: bool) -> Result<(), QueueError>;
+
+    /// Whether `tenant` is paused.
+    async fn paused(&self, tenant: &str) -> Result<bool, QueueError>;
+
+    /// Override `tenant`'s limits at run time, kept with the queue like the
+    /// pause flag; a `None` field falls back to the configured limit. On
+    /// NATS a limit kind the queue was not opened with (no default or
+    /// per-tenant limit of that kind) is refused: its records are not kept.
+    async fn set_limit(&self, tenant: &str, limit: TenantLimit) -> Result<(), QueueError>;
+
+    /// `tenant`'s limits in force: the override over the configured ones.
+    async fn limit(&self, tenant: &str) -> Result<TenantLimit, QueueError>;
 
     /// Drop every job, lease, dead letter and de-dup record this queue holds
     /// on its server (tests, and operators starting over). The queue stays

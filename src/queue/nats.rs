@@ -21,7 +21,10 @@
 //!   at its limit would then never see them redelivered) and jobs waiting out
 //!   a `nak` delay;
 //! - stream `P_RECENT` (only with per-second limits), `max_age` 1 s: one
-//!   record per delivery, the tenant's deliveries of the last second.
+//!   record per delivery, the tenant's deliveries of the last second;
+//! - stream `P_CONTROL`, subjects `P.paused.<t>`: a message while tenant `t`
+//!   is paused (purged on resume), so one subject count lists them all; and
+//!   `P.limit.<t>`: the tenant's run-time limits, the latest message kept.
 //!
 //! Workers racing for a tenant's last slot can overshoot a limit by one each
 //! (the count and the fetch are two steps).
@@ -38,8 +41,9 @@ use tokio::sync::Mutex;
 
 use super::memory::max_deliver_reason;
 use super::{
-    format_deadline, parse_deadline, tenant_key, DeadLetter, Delivery, Depth, Enqueued, ErrorKind,
-    LeaseToken, Priority, Queue, QueueError, QueueOptions, QueuedJob, RoundRobin, TenantLimit,
+    format_deadline, parse_deadline, tenant_key, Backlog, DeadLetter, Delivery, Depth, Enqueued,
+    ErrorKind, LeaseToken, Priority, Queue, QueueError, QueueOptions, QueuedJob, RoundRobin,
+    TenantLimit,
 };
 
 const H_JOB_ID: &str = "Recheck-Job-Id";
@@ -70,6 +74,7 @@ pub struct NatsQueue {
 struct Streams {
     jobs: stream::Stream,
     dlq: stream::Stream,
+    control: stream::Stream,
     leases: Option<stream::Stream>,
     recent: Option<stream::Stream>,
 }
@@ -181,7 +186,7 @@ impl NatsQueue {
         &self.options.prefix
     }
 
-    fn limit(&self, t: &str) -> TenantLimit {
+    fn configured_limit(&self, t: &str) -> TenantLimit {
         self.limits
             .get(t)
             .copied()
@@ -263,6 +268,17 @@ impl NatsQueue {
             })
             .await
             .map_err(|e| backend("creating the dead-letter stream", e))?;
+        let control = self
+            .js
+            .get_or_create_stream(stream::Config {
+                name: format!("{p}_CONTROL"),
+                subjects: vec![format!("{p}.paused.>"), format!("{p}.limit.>")],
+                storage: stream::StorageType::File,
+                max_messages_per_subject: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| backend("creating the control stream", e))?;
         let (concurrency, rate) = self.options.tenant_limits.kinds();
         let leases = match concurrency {
             true => Some(self.record_stream("lease", self.options.lease).await?),
@@ -275,6 +291,7 @@ impl NatsQueue {
         let s = Streams {
             jobs,
             dlq,
+            control,
             leases,
             recent,
         };
@@ -416,19 +433,8 @@ impl NatsQueue {
         s: &Streams,
         t: &str,
         counts: &[u64; 3],
-        in_flight: u64,
-        recent: u64,
-        quota: usize,
+        mut quota: usize,
     ) -> Result<Vec<Delivery>, QueueError> {
-        let limit = self.limit(t);
-        let room = |used: u64, limit: Option<u32>| {
-            limit.map_or(usize::MAX, |l| {
-                usize::try_from(u64::from(l).saturating_sub(used)).unwrap_or(usize::MAX)
-            })
-        };
-        let mut quota = quota
-            .min(room(in_flight, limit.concurrency))
-            .min(room(recent, limit.per_second));
         let mut out = Vec::new();
         for (class, &count) in Priority::ALL.iter().zip(counts) {
             if quota == 0 {
@@ -475,6 +481,7 @@ impl NatsQueue {
                 let token = TokenParts::encode(seq, deliveries, t, &reply);
                 if deliveries > self.options.max_deliver {
                     let max = self.options.max_deliver;
+                    crate::metrics::get().max_deliver_dead_lettered(&job.tenant);
                     self.bury(
                         s,
                         seq,
@@ -538,6 +545,26 @@ impl Queue for NatsQueue {
             };
             work.entry(t.to_string()).or_default()[i] += n;
         }
+        for subject in Self::subject_counts(&s.control, &format!("{p}.paused.>"))
+            .await?
+            .into_keys()
+        {
+            if let Some(t) = subject.rsplit('.').next() {
+                work.remove(t);
+            }
+        }
+        let mut overrides = HashMap::new();
+        for subject in Self::subject_counts(&s.control, &format!("{p}.limit.>"))
+            .await?
+            .into_keys()
+        {
+            let Some(t) = subject.rsplit('.').next().map(str::to_string) else {
+                continue;
+            };
+            if let Ok(m) = s.control.get_last_raw_message_by_subject(&subject).await {
+                overrides.insert(t, TenantLimit::decode(&String::from_utf8_lossy(&m.payload)));
+            }
+        }
         let mut in_flight = match &s.leases {
             Some(leases) => self.records(leases, "lease").await?,
             None => HashMap::new(),
@@ -553,7 +580,20 @@ impl Queue for NatsQueue {
             let t = tenants[i];
             let running = in_flight.get(t.as_str()).copied().unwrap_or(0);
             let lately = recent.get(t.as_str()).copied().unwrap_or(0);
-            let got = self.take(&s, t, &work[t], running, lately, quota).await?;
+            let limit = overrides
+                .get(t.as_str())
+                .copied()
+                .unwrap_or_default()
+                .over(self.configured_limit(t));
+            let room = |used: u64, limit: Option<u32>| {
+                limit.map_or(usize::MAX, |l| {
+                    usize::try_from(u64::from(l).saturating_sub(used)).unwrap_or(usize::MAX)
+                })
+            };
+            let allowed = quota
+                .min(room(running, limit.concurrency))
+                .min(room(lately, limit.per_second));
+            let got = self.take(&s, t, &work[t], allowed).await?;
             *in_flight.entry(t.clone()).or_default() += got.len() as u64;
             *recent.entry(t.clone()).or_default() += got.len() as u64;
             rr.took(i, got.len(), quota);
@@ -680,9 +720,120 @@ impl Queue for NatsQueue {
         })
     }
 
+    async fn set_paused(&self, tenant: &str, paused: bool) -> Result<(), QueueError> {
+        let s = self.streams().await?;
+        let subject = format!("{}.paused.{}", self.p(), tenant_key(tenant));
+        if paused {
+            self.js
+                .publish(subject, tenant.to_string().into())
+                .await
+                .map_err(|e| backend("publish", e))?
+                .await
+                .map_err(|e| backend("publish", e))?;
+        } else {
+            s.control
+                .purge()
+                .filter(subject)
+                .await
+                .map_err(|e| backend("resuming a tenant", e))?;
+        }
+        Ok(())
+    }
+
+    async fn paused(&self, tenant: &str) -> Result<bool, QueueError> {
+        let s = self.streams().await?;
+        let subject = format!("{}.paused.{}", self.p(), tenant_key(tenant));
+        Ok(Self::subject_counts(&s.control, &subject)
+            .await?
+            .values()
+            .any(|n| *n > 0))
+    }
+
+    async fn set_limit(&self, tenant: &str, limit: TenantLimit) -> Result<(), QueueError> {
+        let s = self.streams().await?;
+        if (limit.concurrency.is_some() && s.leases.is_none())
+            || (limit.per_second.is_some() && s.recent.is_none())
+        {
+            return Err(QueueError::new(
+                ErrorKind::Config,
+                "nats: this queue was opened without that kind of tenant limit, so it keeps \
+                 no records to enforce it; give the workers a default limit of that kind",
+            ));
+        }
+        let subject = format!("{}.limit.{}", self.p(), tenant_key(tenant));
+        self.js
+            .publish(subject, limit.encode().into())
+            .await
+            .map_err(|e| backend("publish", e))?
+            .await
+            .map_err(|e| backend("publish", e))?;
+        Ok(())
+    }
+
+    async fn limit(&self, tenant: &str) -> Result<TenantLimit, QueueError> {
+        let s = self.streams().await?;
+        let t = tenant_key(tenant);
+        let subject = format!("{}.limit.{t}", self.p());
+        let own = match s.control.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => TenantLimit::decode(&String::from_utf8_lossy(&m.payload)),
+            Err(_) => TenantLimit::default(),
+        };
+        Ok(own.over(self.configured_limit(&t)))
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, QueueError> {
+        let s = self.streams().await?;
+        let p = self.p().to_string();
+        // Subjects name tenants by key only: the tenant's name comes from
+        // the headers of its oldest message, which also dates it.
+        let mut by_key: BTreeMap<String, Backlog> = BTreeMap::new();
+        for (subject, n) in Self::subject_counts(&s.jobs, &format!("{p}.job.>")).await? {
+            let mut parts = subject.rsplit('.');
+            let (Some(class), Some(t)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let Some(i) = Priority::ALL.iter().position(|c| c.as_str() == class) else {
+                continue;
+            };
+            let in_flight = match s
+                .jobs
+                .consumer_info(self.consumer_name(t, Priority::ALL[i]))
+                .await
+            {
+                Ok(info) => info.num_ack_pending as u64,
+                Err(_) => 0,
+            };
+            let first = match s.jobs.get_first_raw_message_by_subject(&subject, 1).await {
+                Ok(m) => m,
+                // Acked between the count and the read.
+                Err(_) => continue,
+            };
+            let Ok(tenant) = header(&first.headers, H_TENANT) else {
+                continue;
+            };
+            let at = chrono::DateTime::from_timestamp(
+                first.time.unix_timestamp(),
+                first.time.nanosecond(),
+            );
+            let b = by_key.entry(t.to_string()).or_insert_with(|| Backlog {
+                tenant: tenant.to_string(),
+                ready: [0; 3],
+                oldest: None,
+            });
+            b.ready[i] += n.saturating_sub(in_flight);
+            b.oldest = match (b.oldest, at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let mut out: Vec<Backlog> = by_key.into_values().collect();
+        out.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        Ok(out)
+    }
+
     async fn purge(&self) -> Result<(), QueueError> {
         let mut guard = self.streams.lock().await;
-        for suffix in ["JOBS", "DLQ", "LEASE", "RECENT"] {
+        for suffix in ["JOBS", "DLQ", "LEASE", "RECENT", "CONTROL"] {
             let name = format!("{}_{suffix}", self.p());
             match self.js.delete_stream(&name).await {
                 Ok(_) => {}

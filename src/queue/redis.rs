@@ -12,7 +12,10 @@
 //! - `P:dedup:<job_id>:<attempt>`: `SET NX PX` de-dup keys;
 //! - `P:recent:t`: the tenant's deliveries of the last second (sorted set by
 //!   time), for its per-second limit;
-//! - `P:tenants`: tenant key → tenant name; `P:groups`: streams with a group.
+//! - `P:tenants`: tenant key → tenant name; `P:groups`: streams with a group;
+//! - `P:paused`: keys of the tenants whose jobs are not handed out;
+//!   `P:limits`: tenant key → `concurrency,per_second` set at run time (-1:
+//!   the configured limit).
 //!
 //! Every operation is one Lua script, so concurrent workers cannot both take
 //! a tenant's last free slot, and a stale token (its entry re-delivered since,
@@ -28,8 +31,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{Script, Value};
 
 use super::{
-    format_deadline, parse_deadline, tenant_key, DeadLetter, Delivery, Depth, Enqueued, ErrorKind,
-    LeaseToken, Priority, Queue, QueueError, QueueOptions, QueuedJob,
+    format_deadline, parse_deadline, tenant_key, Backlog, DeadLetter, Delivery, Depth, Enqueued,
+    ErrorKind, LeaseToken, Priority, Queue, QueueError, QueueOptions, QueuedJob, TenantLimit,
 };
 
 pub struct RedisQueue {
@@ -44,6 +47,7 @@ struct Scripts {
     lease: Script,
     settle: Script,
     depth: Script,
+    backlog: Script,
 }
 
 /// Shared by the scripts: the entry fields in a fixed order, so a job can be
@@ -154,7 +158,13 @@ local function entry_of(s, t, limit)
   return nil
 end
 local function take(t)
+  if redis.call('SISMEMBER', P .. ':paused', t) == 1 then return nil end
   local l = own[t] or default
+  local o = redis.call('HGET', P .. ':limits', t)
+  if o then
+    local c, r = string.match(o, '^(-?%d+),(-?%d+)$')
+    l = {c = opt(c) or l.c, r = opt(r) or l.r}
+  end
   local recent = P .. ':recent:' .. t
   if l.r then
     redis.call('ZREMRANGEBYSCORE', recent, '-inf', now - 1000)
@@ -250,6 +260,33 @@ end
 return {pending, leased, tonumber(redis.call('HGET', P .. ':dlq_count', t) or '0')}
 "#;
 
+/// Per tenant: name, ready jobs per class (most urgent first), and the
+/// millisecond time of the oldest stream entry (0: none).
+const LUA_BACKLOG: &str = r#"
+local out = {}
+local tenants = redis.call('HGETALL', P .. ':tenants')
+for i = 1, #tenants, 2 do
+  local t, name = tenants[i], tenants[i + 1]
+  local row, oldest = {name}, 0
+  for _, c in ipairs({'emergency', 'high', 'normal'}) do
+    local s = P .. ':s:' .. t .. ':' .. c
+    local ready = 0
+    if redis.call('EXISTS', s) == 1 then
+      ready = redis.call('XLEN', s) - redis.call('XPENDING', s, 'recheck')[1]
+      local first = redis.call('XRANGE', s, '-', '+', 'COUNT', 1)[1]
+      if first then
+        local ms = tonumber(string.match(first[1], '^(%d+)'))
+        if oldest == 0 or ms < oldest then oldest = ms end
+      end
+    end
+    table.insert(row, ready)
+  end
+  table.insert(row, oldest)
+  table.insert(out, row)
+end
+return out
+"#;
+
 fn backend_err(e: redis::RedisError) -> QueueError {
     let kind = if e.is_connection_refusal() || e.is_io_error() {
         ErrorKind::Connect
@@ -291,6 +328,7 @@ impl RedisQueue {
                 lease: script(LUA_LEASE),
                 settle: script(LUA_SETTLE),
                 depth: script(LUA_DEPTH),
+                backlog: script(LUA_BACKLOG),
             },
         })
     }
@@ -598,6 +636,70 @@ impl Queue for RedisQueue {
             }),
             _ => Err(codec("bad depth reply")),
         }
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, QueueError> {
+        let rows: Vec<(String, u64, u64, u64, i64)> = self
+            .scripts
+            .backlog
+            .prepare_invoke()
+            .arg(self.prefix())
+            .invoke_async(&mut self.con.clone())
+            .await
+            .map_err(backend_err)?;
+        let mut out: Vec<Backlog> = rows
+            .into_iter()
+            .map(|(tenant, e, h, n, oldest)| Backlog {
+                tenant,
+                ready: [e, h, n],
+                oldest: (oldest > 0)
+                    .then(|| DateTime::from_timestamp_millis(oldest))
+                    .flatten(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        Ok(out)
+    }
+
+    async fn set_paused(&self, tenant: &str, paused: bool) -> Result<(), QueueError> {
+        let key = format!("{}:paused", self.prefix());
+        let cmd = if paused { "SADD" } else { "SREM" };
+        redis::cmd(cmd)
+            .arg(key)
+            .arg(tenant_key(tenant))
+            .query_async::<()>(&mut self.con.clone())
+            .await
+            .map_err(backend_err)
+    }
+
+    async fn paused(&self, tenant: &str) -> Result<bool, QueueError> {
+        redis::cmd("SISMEMBER")
+            .arg(format!("{}:paused", self.prefix()))
+            .arg(tenant_key(tenant))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(backend_err)
+    }
+
+    async fn set_limit(&self, tenant: &str, limit: TenantLimit) -> Result<(), QueueError> {
+        redis::cmd("HSET")
+            .arg(format!("{}:limits", self.prefix()))
+            .arg(tenant_key(tenant))
+            .arg(limit.encode())
+            .query_async::<()>(&mut self.con.clone())
+            .await
+            .map_err(backend_err)
+    }
+
+    async fn limit(&self, tenant: &str) -> Result<TenantLimit, QueueError> {
+        let stored: Option<String> = redis::cmd("HGET")
+            .arg(format!("{}:limits", self.prefix()))
+            .arg(tenant_key(tenant))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(backend_err)?;
+        let own = stored.map_or_else(TenantLimit::default, |s| TenantLimit::decode(&s));
+        Ok(own.over(self.options.tenant_limits.limit(tenant)))
     }
 
     async fn purge(&self) -> Result<(), QueueError> {

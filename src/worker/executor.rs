@@ -60,6 +60,11 @@ impl ExecutorError {
 
 #[async_trait]
 pub trait Executor: Send + Sync {
+    /// The `executor` label of the worker metrics (`policy`, `http`).
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+
     async fn execute(&self, request: ExecutionRequest<'_>)
         -> Result<ExecutorAnswer, ExecutorError>;
 }
@@ -69,6 +74,10 @@ pub struct PolicyExecutor;
 
 #[async_trait]
 impl Executor for PolicyExecutor {
+    fn name(&self) -> &'static str {
+        "policy"
+    }
+
     async fn execute(
         &self,
         request: ExecutionRequest<'_>,
@@ -109,6 +118,10 @@ struct HttpRequestBody<'a> {
 
 #[async_trait]
 impl Executor for HttpExecutor {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
     async fn execute(
         &self,
         request: ExecutionRequest<'_>,

@@ -212,6 +212,18 @@ struct Judged {
     event: CompletionEvent,
     evaluation: Evaluation,
     deadline: DateTime<Utc>,
+    /// The worst affected severity the job is about (its SLA class).
+    worst: Option<Rating>,
+}
+
+/// The severity a job's priority stands for, when its findings could not be
+/// read.
+fn priority_severity(priority: Priority) -> Option<Rating> {
+    match priority {
+        Priority::Emergency => Some(Rating::Critical),
+        Priority::High => Some(Rating::High),
+        Priority::Normal => None,
+    }
 }
 
 fn now_text() -> String {
@@ -327,11 +339,7 @@ impl Worker {
             .filter(|f| job.reasons.iter().any(|r| r.advisory == f.advisory))
             .filter_map(|f| f.severity)
             .max()
-            .or(match job.priority {
-                Priority::Emergency => Some(Rating::Critical),
-                Priority::High => Some(Rating::High),
-                Priority::Normal => None,
-            });
+            .or(priority_severity(job.priority));
         let deadline = self.config.sla.deadline(as_of, worst, ctx.runtime);
         let event = CompletionEvent {
             job_id: job.id.clone(),
@@ -349,12 +357,15 @@ impl Worker {
             event,
             evaluation,
             deadline,
+            worst,
         })
     }
 
     /// The signed envelope JSON of a completion event.
     pub fn sign(&self, event: &CompletionEvent) -> Result<Vec<u8>, WorkerError> {
-        Ok(statement::sign_completion(event, &self.key)?.to_json()?)
+        let signed = statement::sign_completion(event, &self.key)?.to_json()?;
+        crate::metrics::get().events_signed.inc();
+        Ok(signed)
     }
 
     async fn transition(
@@ -465,10 +476,15 @@ impl Worker {
     /// Handle one delivery to the end (acked, nacked or dead-lettered).
     pub async fn handle(&self, d: &Delivery) -> Result<Outcome, WorkerError> {
         self.handled.fetch_add(1, Ordering::Relaxed);
+        let metrics = crate::metrics::get();
+        if d.deliveries > 1 {
+            metrics.redelivered(&d.job.tenant);
+        }
         let id = d.job.job_id.as_str();
         let Some(mut job) = self.store.job(id).await? else {
             let reason = format!("job {id} is not in the store");
             self.queue.dead_letter(&d.token, &reason).await?;
+            metrics.dead_lettered(&d.job.tenant, "unknown_job");
             return Ok(Outcome::DeadLettered { reason });
         };
         if job.state == JobState::Planned {
@@ -488,6 +504,7 @@ impl Worker {
                     .await?
                 {
                     self.queue.ack(&d.token).await?;
+                    metrics.jobs_superseded.inc();
                     return Ok(Outcome::Superseded { by: newer.id });
                 }
                 job = self.reload(id).await?;
@@ -504,6 +521,7 @@ impl Worker {
             JobState::Running | JobState::Failed => {
                 let lost = job.attempt;
                 if job.state == JobState::Running {
+                    metrics.lease_expired(&job.tenant);
                     self.transition(id, JobState::Running, JobState::Failed, lost)
                         .await?;
                     let at = now_text();
@@ -561,6 +579,9 @@ impl Worker {
 
     async fn run_attempt(&self, job: &RecheckJob, d: &Delivery) -> Result<Outcome, WorkerError> {
         let started = Instant::now();
+        let metrics = crate::metrics::get();
+        let labels = crate::metrics::KindExecutor::new(job.kind, self.executor.name());
+        let _busy = metrics.job_started(&labels);
         let started_at = now_text();
         let judged = self.judge_inner(job).await;
         let result = match &judged {
@@ -591,12 +612,16 @@ impl Worker {
             error: result.as_ref().err().map(|e| e.message.clone()),
             answer: result.as_ref().ok().cloned(),
         };
+        metrics.job_finished(&labels, started, result.is_ok());
         self.record_attempt(&record, &job.tenant).await?;
         match result {
             Ok(_) => self.complete(job, d, judged?).await,
             Err(e) => {
-                let deadline = judged.ok().map(|j| j.deadline);
-                self.fail(job, d, &e, deadline).await
+                let (deadline, worst) = match judged {
+                    Ok(j) => (Some(j.deadline), j.worst),
+                    Err(_) => (None, priority_severity(job.priority)),
+                };
+                self.fail(job, d, &e, deadline, worst).await
             }
         }
     }
@@ -643,13 +668,16 @@ impl Worker {
             body,
         };
         let new = self.store.put_event(&stored).await?;
+        if new {
+            crate::metrics::get().event_published(&crate::metrics::Sink::store(), true);
+        }
         // A stored event whose job is not marked succeeded was stored by a
         // worker that died before publishing: publish it (again).
         let publish = new || self.reload(&job.id).await?.state != JobState::Succeeded;
         if publish {
             self.announce(&stored);
             for sink in &self.sinks {
-                if let Err(e) = sink.publish(&stored).await {
+                if let Err(e) = sink::publish(sink.as_ref(), &stored).await {
                     tracing::warn!(sink = sink.name(), error = %e, "publishing the completion event");
                 }
             }
@@ -670,7 +698,7 @@ impl Worker {
         .await?;
         self.transition(&job.id, JobState::Running, JobState::Succeeded, job.attempt)
             .await?;
-        if Utc::now() > judged.deadline {
+        if !crate::metrics::get().job_done(job.attempt, judged.deadline, judged.worst) {
             tracing::warn!(job = %job.id, "completed after its SLA deadline");
         }
         self.queue.ack(&d.token).await?;
@@ -686,6 +714,7 @@ impl Worker {
         d: &Delivery,
         error: &ExecutorError,
         deadline: Option<DateTime<Utc>>,
+        worst: Option<Rating>,
     ) -> Result<Outcome, WorkerError> {
         let n = job.attempt;
         if !self.still_ours(job).await?
@@ -706,10 +735,19 @@ impl Worker {
                     .map(|t| t.to_utc())
             })
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let decision = if error.retryable {
-            self.config.retry.decide(&job.id, n, Utc::now(), deadline)
+        let (decision, cause) = if error.retryable {
+            let decision = self.config.retry.decide(&job.id, n, Utc::now(), deadline);
+            let cause = if n >= self.config.retry.max_attempts {
+                "attempts_exhausted"
+            } else {
+                "deadline"
+            };
+            (decision, cause)
         } else {
-            RetryDecision::GiveUp(format!("attempt {n} failed and is not retryable"))
+            (
+                RetryDecision::GiveUp(format!("attempt {n} failed and is not retryable")),
+                "not_retryable",
+            )
         };
         match decision {
             RetryDecision::RetryAfter(delay) => {
@@ -739,6 +777,9 @@ impl Worker {
                 )
                 .await?;
                 self.queue.dead_letter(&d.token, &reason).await?;
+                let metrics = crate::metrics::get();
+                metrics.dead_lettered(&job.tenant, cause);
+                metrics.job_done(n, deadline, worst);
                 Ok(Outcome::DeadLettered { reason })
             }
         }

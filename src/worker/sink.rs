@@ -25,6 +25,14 @@ pub trait EventSink: Send + Sync {
     async fn publish(&self, event: &StoredEvent) -> Result<(), SinkError>;
 }
 
+/// Publish `event` to `sink`, counted as published or failed by sink kind.
+pub async fn publish(sink: &dyn EventSink, event: &StoredEvent) -> Result<(), SinkError> {
+    let result = sink.publish(event).await;
+    crate::metrics::get()
+        .event_published(&crate::metrics::Sink::of_url(sink.name()), result.is_ok());
+    result
+}
+
 /// Open a sink from a URL: `nats://host:port?subject=S`,
 /// `redis://host:port[/db]?stream=KEY`, `http://host:port/path` (webhook,
 /// the envelope JSON POSTed as the body).
