@@ -1913,6 +1913,14 @@ fn fuzz(
         .args(["--report", "ndjson", "--report-dir"])
         .arg(&reports)
         .current_dir(server.dir.path())
+        // Signs the feed webhooks' bodies (tests/interop/schemathesis_hooks.py).
+        .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
+        .env(
+            "PYTHONPATH",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop"),
+        )
+        .env("RECHECK_FUZZ_WEBHOOK_TENANT", ACME)
+        .env("RECHECK_FUZZ_WEBHOOK_SECRET", ACME_WEBHOOK_SECRET)
         .stdin(Stdio::null())
         .output()
         .expect("run schemathesis");
@@ -2019,6 +2027,18 @@ fn schemathesis_finds_no_server_error_and_a_2xx_for_every_operation() {
         ),
         ("GET /api/v1/events/{id}", vec![("path.id", event)]),
         ("DELETE /api/v1/schedules/{id}", vec![("path.id", schedule)]),
+        (
+            "POST /api/v1/tenants/{tenant}/pause",
+            vec![("path.tenant", ACME.to_string())],
+        ),
+        (
+            "POST /api/v1/tenants/{tenant}/resume",
+            vec![("path.tenant", ACME.to_string())],
+        ),
+        (
+            "PUT /api/v1/tenants/{tenant}/limits",
+            vec![("path.tenant", ACME.to_string())],
+        ),
         (
             "POST /api/v1/artifacts/{id}/runtime",
             vec![("path.id", payments.to_string())],

@@ -1,5 +1,5 @@
-//! Request-body examples for the OpenAPI document, taken from the bundled
-//! samples (real public documents, see `samples/README.md`). Readers of the
+//! Request-body examples for the OpenAPI document (ingest and feed
+//! webhooks), taken from the bundled samples (real public documents, see `samples/README.md`). Readers of the
 //! document see a payload that the server accepts, and OpenAPI-driven
 //! fuzzers (schemathesis' examples phase) start from valid requests instead
 //! of only random objects that every ingest route rejects.
@@ -31,6 +31,22 @@ fn examples() -> Vec<(&'static str, serde_json::Value)> {
             }),
         ),
         ("/api/v1/vex", parsed(VEX)),
+        (
+            "/api/v1/webhooks/advisories",
+            serde_json::json!({
+                "exportId": "advisory-export-2026-12-04T10:00:00Z",
+                "advisories": [parsed(ADVISORY)],
+                "removed": [],
+            }),
+        ),
+        (
+            "/api/v1/webhooks/vex",
+            serde_json::json!({
+                "exportId": "vex-export-2026-12-04T10:00:00Z",
+                "documents": [{"document": parsed(VEX)}],
+                "removed": [],
+            }),
+        ),
     ]
 }
 

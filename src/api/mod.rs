@@ -27,8 +27,8 @@ pub mod problem;
 mod runs;
 mod runtime;
 mod schedules;
-mod whatif;
 pub mod webhooks;
+mod whatif;
 pub mod writer;
 
 use std::sync::Arc;

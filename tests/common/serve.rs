@@ -24,6 +24,8 @@ pub const ACME_READER: &str = "test-acme-reader-22c9";
 pub const ACME_INGEST: &str = "test-acme-ingest-91ab";
 pub const GLOBEX_ADMIN: &str = "test-globex-admin-4e07";
 pub const HS256_SECRET: &[u8] = b"recheck api test secret, 32 bytes+";
+/// Acme's feed-webhook key (it may write the global feed).
+pub const ACME_WEBHOOK_SECRET: &str = "test-acme-webhook-secret-5a1d";
 
 /// One `recheck serve` process and its files; killed on drop.
 pub struct Server {
@@ -107,6 +109,15 @@ issuer = "https://idp.test"
 
 [limits]
 max_body_bytes = {max_body}
+
+[webhooks]
+max_requests = 100000
+window_secs = 60
+
+[[webhooks.secrets]]
+tenant = "{ACME}"
+secret = "{ACME_WEBHOOK_SECRET}"
+feed = true
 "#,
         hash(ACME_ADMIN),
         hash(ACME_READER),
