@@ -818,7 +818,10 @@ fn every_operation_authenticates_and_checks_scopes() {
     let ops = operations(&doc);
     assert!(ops.len() >= 14, "{ops:?}");
     for (method, path, id, secured) in &ops {
-        let concrete = path.replace("{id}", "x").replace("{tenant}", ACME);
+        let concrete = path
+            .replace("{id}", "x")
+            .replace("{tenant}", ACME)
+            .replace("{window}", "1");
         if !secured {
             assert!(
                 // Webhooks are signed (HMAC) instead: tests/webhooks.rs.
@@ -1016,6 +1019,7 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
     // own stream shows them.
     let jobs = server.settle(ACME_READER);
     let job = jobs[0]["id"].as_str().expect("job id").to_string();
+    let job_window = jobs[0]["window"].as_u64().expect("job window").to_string();
     let acme_stream = server.stream_once("", ACME_READER, &[]);
     assert!(!acme_stream.is_empty(), "acme's completion events");
     let acme_advisory_doc: Value = {
@@ -1119,7 +1123,8 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
         // Controls name their tenant in the path: probe with acme's.
         let mut path = template
             .replace("{id}", &enc(&path_id))
-            .replace("{tenant}", ACME);
+            .replace("{tenant}", ACME)
+            .replace("{window}", &job_window);
         if !query.is_empty() {
             path = format!("{path}?{}", query.join("&"));
         }
@@ -1155,7 +1160,7 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
             // Signed with no tenant's secret: refused (tests/webhooks.rs
             // covers what each secret may write).
             "advisory_export" | "vex_export" => Some(harmless_advisory.clone()),
-            "pause_tenant" | "resume_tenant" => None,
+            "pause_tenant" | "resume_tenant" | "get_limits" | "replay_window" => None,
             "put_limits" => Some(br#"{"concurrency": 1}"#.to_vec()),
             other => {
                 panic!("operation {other} ({method} {template}) has no tenant-isolation probe")
@@ -1192,6 +1197,10 @@ fn tenant_isolation_on_every_operation_of_the_openapi_document() {
             | "cancel_run" | "get_schedule" | "put_schedule" | "delete_schedule"
             | "post_runtime" => {
                 r.problem(404);
+            }
+            // Acme's controls, with globex's admin key.
+            "get_limits" | "replay_window" => {
+                r.problem(403);
             }
             "by_advisory" | "by_purl" | "list_jobs" | "changes" | "list_dead_letters"
             | "stream_events" | "list_runs" | "list_schedules" | "post_whatif" => {
@@ -2038,6 +2047,17 @@ fn schemathesis_finds_no_server_error_and_a_2xx_for_every_operation() {
         (
             "PUT /api/v1/tenants/{tenant}/limits",
             vec![("path.tenant", ACME.to_string())],
+        ),
+        (
+            "GET /api/v1/tenants/{tenant}/limits",
+            vec![("path.tenant", ACME.to_string())],
+        ),
+        (
+            "POST /api/v1/tenants/{tenant}/windows/{window}/replay",
+            vec![
+                ("path.tenant", ACME.to_string()),
+                ("path.window", "1".to_string()),
+            ],
         ),
         (
             "POST /api/v1/artifacts/{id}/runtime",

@@ -4,7 +4,8 @@
 //! queue ([`crate::queue::Queue::set_paused`], [`crate::queue::Queue::set_limit`]),
 //! so the server's own workers and every `recheck worker` on a shared queue
 //! obey them. Needs `scheduler.admin`, and only ever for the credential's
-//! own tenant.
+//! own tenant. Replaying a window puts the window's jobs that are not
+//! running (and not finished) back through the queue.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,9 +15,13 @@ use utoipa::ToSchema;
 
 use super::auth::{Admin, Authorized, Principal};
 use super::extract::Body;
+use super::job_control::requeue;
 use super::problem::{kinds, Problem};
 use super::AppState;
-use crate::queue::{ErrorKind, Queue, TenantLimit};
+use crate::core::dispatcher::queued_job;
+use crate::model::JobState;
+use crate::queue::{ErrorKind, Queue, QueueError, TenantLimit};
+use crate::store::JobFilter;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TenantQueueState {
@@ -177,4 +182,150 @@ pub async fn put_limits(
             per_second: now.per_second,
         },
     }))
+}
+
+/// The tenant's throughput limits in force and whether it is paused.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TenantControls {
+    pub tenant: String,
+    pub paused: bool,
+    pub limits: Limits,
+}
+
+/// The tenant's queue controls as every worker on the queue applies them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/limits",
+    tag = "controls",
+    params(("tenant" = String, Path, description = "The credential's own tenant")),
+    responses(
+        (status = 200, body = TenantControls),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_limits(
+    State(state): State<AppState>,
+    Authorized(principal, _): Authorized<Admin>,
+    Path(tenant): Path<String>,
+) -> Result<Json<TenantControls>, Problem> {
+    let queue = own_queue(&state, &principal, &tenant)?;
+    let unavailable =
+        |e: QueueError| Problem::unavailable(format!("the queue did not answer: {e}"));
+    let paused = queue.paused(&tenant).await.map_err(unavailable)?;
+    let now = queue.limit(&tenant).await.map_err(unavailable)?;
+    Ok(Json(TenantControls {
+        tenant,
+        paused,
+        limits: Limits {
+            concurrency: now.concurrency,
+            per_second: now.per_second,
+        },
+    }))
+}
+
+/// What a window replay did, by job id (sorted).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WindowReplay {
+    pub window: u64,
+    /// Dead-lettered or cancelled jobs moved back to `queued`, as a new
+    /// attempt of the same job id.
+    pub requeued: Vec<String>,
+    /// Queued jobs put into the queue again (a queue that lost them gets
+    /// them back; one that still holds them de-duplicates).
+    pub redispatched: Vec<String>,
+    /// Jobs left alone, with their state: running (a worker holds them),
+    /// finished (`succeeded`, `superseded`: a fresh evaluation is a recheck
+    /// run), or in the dispatcher's or a worker's hands (`planned`,
+    /// `failed`, `retrying`).
+    pub skipped: Vec<SkippedJob>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SkippedJob {
+    pub id: String,
+    pub state: String,
+}
+
+/// Replay a window: every job of the tenant planned in `window` that is not
+/// running goes back through the queue. Dead-lettered and cancelled jobs
+/// become a new attempt of the same job id (as `/jobs/{id}/retry` does);
+/// queued ones are dispatched again (for a queue that lost them). Finished
+/// jobs are left as they are: their verdicts stand, and re-evaluating them
+/// is a recheck run. A window without the tenant's jobs replays nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/windows/{window}/replay",
+    tag = "controls",
+    params(
+        ("tenant" = String, Path, description = "The credential's own tenant"),
+        ("window" = u64, Path, description = "Window number (as job `window`)"),
+    ),
+    responses(
+        (status = 200, body = WindowReplay),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A job changed state meanwhile", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn replay_window(
+    State(state): State<AppState>,
+    Authorized(principal, _): Authorized<Admin>,
+    Path((tenant, window)): Path<(String, String)>,
+    Body(_): Body,
+) -> Result<Json<WindowReplay>, Problem> {
+    let queue = own_queue(&state, &principal, &tenant)?;
+    let window: u64 = window.parse().map_err(|_| {
+        Problem::bad_parameter("path.window", format!("{window:?} is not a window number"))
+    })?;
+    let filter = JobFilter {
+        tenant: Some(tenant.clone()),
+        ..JobFilter::default()
+    };
+    let mut jobs: Vec<_> = state
+        .store
+        .jobs(&filter)
+        .await?
+        .into_iter()
+        .filter(|j| j.window == window && j.tenant == tenant)
+        .collect();
+    jobs.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut out = WindowReplay {
+        window,
+        requeued: Vec::new(),
+        redispatched: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for job in jobs {
+        match job.state {
+            JobState::DeadLettered | JobState::Cancelled => {
+                let id = job.id.clone();
+                requeue(&state, job).await?;
+                out.requeued.push(id);
+            }
+            JobState::Queued => {
+                let message = queued_job(&job).map_err(|e| Problem::internal(&e))?;
+                queue
+                    .enqueue(message)
+                    .await
+                    .map_err(|e| Problem::unavailable(format!("the queue did not answer: {e}")))?;
+                out.redispatched.push(job.id);
+            }
+            other => out.skipped.push(SkippedJob {
+                id: job.id,
+                state: other.as_str().into(),
+            }),
+        }
+    }
+    tracing::info!(
+        %tenant,
+        window,
+        requeued = out.requeued.len(),
+        redispatched = out.redispatched.len(),
+        "window replayed"
+    );
+    Ok(Json(out))
 }

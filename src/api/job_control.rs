@@ -131,7 +131,7 @@ async fn queue_dead_letters(
 
 /// Move a dead-lettered or cancelled `job` back to `queued` and put it into
 /// the queue (replaying the queue's dead letter of it when there is one).
-async fn requeue(state: &AppState, job: RecheckJob) -> Result<RecheckJob, Problem> {
+pub(super) async fn requeue(state: &AppState, job: RecheckJob) -> Result<RecheckJob, Problem> {
     let queue = queue_of(state)?;
     let dead = queue_dead_letters(queue, &job.tenant)
         .await?
