@@ -580,6 +580,37 @@ async fn tenant_rate_limit(backend: &str) {
     q.purge().await.unwrap();
 }
 
+/// The slots of one worker lease from one queue at the same time: a tenant
+/// limited to one job at a time still gets exactly one.
+async fn concurrent_leases_hold_a_limit(backend: &str) {
+    let Some(q) = open(backend, "slots", |o| {
+        long_lease(o);
+        let one = TenantLimit {
+            concurrency: Some(1),
+            per_second: None,
+        };
+        o.tenant_limits.per_tenant.insert("capped".into(), one);
+    })
+    .await
+    else {
+        return;
+    };
+    enqueue_normal(&*q, "capped", 0..6).await;
+    let slots: Vec<_> = (0..4)
+        .map(|i| {
+            let q = q.clone();
+            tokio::spawn(async move { q.lease(&format!("slot-{i}"), 1).await.unwrap() })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for slot in slots {
+        got.extend(slot.await.unwrap());
+    }
+    let jobs: Vec<u32> = got.iter().map(n_of).collect();
+    assert_eq!(jobs.len(), 1, "four slots at once, limit 1: {jobs:?}");
+    q.purge().await.unwrap();
+}
+
 /// Two workers with connections of their own (as two processes would have)
 /// drain one queue at the same time: each job is delivered exactly once.
 async fn workers_share_one_queue(backend: &str) {
@@ -816,6 +847,7 @@ macro_rules! suite {
                 fairness_across_tenants,
                 tenant_concurrency_limit,
                 tenant_rate_limit,
+                concurrent_leases_hold_a_limit,
                 workers_share_one_queue,
                 bench_drains_every_job,
                 backlog_by_tenant_and_class,

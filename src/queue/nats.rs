@@ -26,8 +26,9 @@
 //!   is paused (purged on resume), so one subject count lists them all; and
 //!   `P.limit.<t>`: the tenant's run-time limits, the latest message kept.
 //!
-//! Workers racing for a tenant's last slot can overshoot a limit by one each
-//! (the count and the fetch are two steps).
+//! Worker processes racing for a tenant's last slot can overshoot a limit by
+//! one each (the count and the fetch are two steps); the leases of one
+//! process take turns while limits are kept, so its slots cannot.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -68,6 +69,9 @@ pub struct NatsQueue {
     streams: Mutex<Option<Streams>>,
     consumers: Mutex<HashMap<String, consumer::PullConsumer>>,
     cursor: AtomicUsize,
+    /// Taken by a lease while limits are kept (lease or delivery records),
+    /// so the slots of one process count and fetch one at a time.
+    lease_turn: Mutex<()>,
 }
 
 #[derive(Clone)]
@@ -179,6 +183,7 @@ impl NatsQueue {
             streams: Mutex::new(None),
             consumers: Mutex::new(HashMap::new()),
             cursor: AtomicUsize::new(0),
+            lease_turn: Mutex::new(()),
         })
     }
 
@@ -532,6 +537,10 @@ impl Queue for NatsQueue {
 
     async fn lease(&self, _consumer: &str, max: usize) -> Result<Vec<Delivery>, QueueError> {
         let s = self.streams().await?;
+        let _turn = match s.leases.is_some() || s.recent.is_some() {
+            true => Some(self.lease_turn.lock().await),
+            false => None,
+        };
         let p = self.p().to_string();
         // Subjects are P.job.<t>.<class>: counts per tenant and class.
         let mut work: BTreeMap<String, [u64; 3]> = BTreeMap::new();
