@@ -368,6 +368,18 @@ impl Leader {
         while self.sinks.probe.less_equal(&at) {
             worker.step_or_park(None);
         }
+        // The retractions of earlier queries' answers (each query leaves at
+        // its time + 1) are noise. Dropped here, not only when a window
+        // closes, so that a stream of queries between windows does not make
+        // every drain scan (and keep in memory) all earlier answers.
+        self.sinks
+            .row_answers
+            .borrow_mut()
+            .retain(|((q, _), _, _)| *q >= first);
+        self.sinks
+            .artifact_answers
+            .borrow_mut()
+            .retain(|((q, _), _, _)| *q >= first);
         let ours = |q: df::QueryId| q >= first && q < self.next_query;
         let mut rows: Vec<Row> = drain(&self.sinks.row_answers, |(q, _), t| t <= at && ours(*q))
             .into_iter()
