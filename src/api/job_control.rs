@@ -113,6 +113,33 @@ async fn transition(
     Ok(state.store.transition_job(&job.id, &t).await?)
 }
 
+/// Moves `job` to `cancelled` unless it has finished: `Ok(None)` once
+/// cancelled, `Ok(Some(state))` when it had finished in `state` (or is gone).
+/// A worker may move the job between our read and our write, so it is read
+/// again and tried a few times before giving up. The job endpoint and run
+/// cancellation both cancel through here.
+pub(super) async fn cancel(
+    state: &AppState,
+    mut job: RecheckJob,
+) -> Result<Option<JobState>, Problem> {
+    for _ in 0..8 {
+        if job.state.is_terminal() || !job.state.allows(JobState::Cancelled) {
+            return Ok(Some(job.state));
+        }
+        if transition(state, &job, job.state, JobState::Cancelled).await? {
+            return Ok(None);
+        }
+        match state.store.job(&job.id).await? {
+            Some(again) => job = again,
+            None => return Ok(Some(job.state)),
+        }
+    }
+    Err(job_state_problem(format!(
+        "job {} keeps changing state; try again",
+        job.id
+    )))
+}
+
 /// The queue's dead letters of one tenant, by job id.
 async fn queue_dead_letters(
     queue: &dyn Queue,
@@ -275,24 +302,14 @@ pub async fn cancel_job(
 ) -> Response {
     let print = fingerprint(method.as_str(), &uri.to_string(), &[]);
     let handle = async {
-        // A worker may move the job between our read and our write: read
-        // again and retry a few times before giving up.
-        for _ in 0..5 {
-            let job = own_job(&state, &principal, &id).await?;
-            if job.state.is_terminal() {
-                return Err(job_state_problem(format!(
-                    "job {id} is {}: it has finished",
-                    job.state.as_str()
-                )));
-            }
-            if transition(&state, &job, job.state, JobState::Cancelled).await? {
-                let job = own_job(&state, &principal, &id).await?;
-                return to_value(StatusCode::OK, &job);
-            }
+        let job = own_job(&state, &principal, &id).await?;
+        match cancel(&state, job).await? {
+            None => to_value(StatusCode::OK, &own_job(&state, &principal, &id).await?),
+            Some(finished) => Err(job_state_problem(format!(
+                "job {id} is {}: it has finished",
+                finished.as_str()
+            ))),
         }
-        Err(job_state_problem(format!(
-            "job {id} keeps changing state; try again"
-        )))
     };
     state
         .idempotency

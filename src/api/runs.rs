@@ -19,14 +19,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::core::runs::RunRequest;
-use crate::model::{
-    JobKind, JobState, JobTransition, Priority, RecheckJob, Run, RunState, RunTrigger, Selector,
-};
+use crate::model::{JobKind, Priority, RecheckJob, Run, RunState, RunTrigger, Selector};
 use crate::store::RunOutcome;
 
 use super::auth::{Authorized, RunsRead, RunsWrite};
 use super::extract::{json_body, Body, Page, PageParams, Params};
 use super::idempotency::{fingerprint, Outcome};
+use super::job_control;
 use super::problem::Problem;
 use super::writer::ArtifactImpact;
 use super::AppState;
@@ -129,10 +128,6 @@ fn to_value<T: Serialize>(status: StatusCode, body: &T) -> Outcome {
 
 fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
-}
-
-fn stamp() -> String {
-    now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The request a body asks for, checked before the writer sees it (so each
@@ -286,34 +281,6 @@ pub async fn get_run(
     Ok(Json(RunView { run, job_states }))
 }
 
-/// Move one job to `cancelled` unless it has finished; `Ok(true)` when it
-/// moved. A job that moves on meanwhile (the dispatcher queues it, a worker
-/// starts it) is tried again from its new state.
-async fn cancel_job(state: &AppState, id: &str) -> Result<bool, Problem> {
-    for _ in 0..8 {
-        let Some(job) = state.store.job(id).await? else {
-            return Ok(false);
-        };
-        if job.state.is_terminal() || !job.state.allows(JobState::Cancelled) {
-            return Ok(false);
-        }
-        let t = JobTransition {
-            from: job.state,
-            to: JobState::Cancelled,
-            at: stamp(),
-            attempt: job.attempt,
-        };
-        if state.store.transition_job(id, &t).await? {
-            return Ok(true);
-        }
-    }
-    Err(Problem::new(
-        StatusCode::CONFLICT,
-        super::problem::kinds::INVALID_REQUEST,
-        format!("job {id} kept changing state; try again"),
-    ))
-}
-
 /// Cancel a run: every job of it not yet finished is cancelled (a queued
 /// job still in the queue is dropped by the worker that leases it, which
 /// finds it cancelled).
@@ -353,7 +320,10 @@ pub async fn cancel_run(
         }
         let mut cancelled = Vec::new();
         for job in run.jobs.clone() {
-            if cancel_job(&state, &job).await? {
+            let Some(held) = state.store.job(&job).await? else {
+                continue;
+            };
+            if job_control::cancel(&state, held).await?.is_none() {
                 cancelled.push(job);
             }
         }
